@@ -1,0 +1,667 @@
+"""One builder for every VGG configuration of Table 1.
+
+`build` turns a configuration name into a Keras 3 functional model with a dense
+(`keras.applications`-style) or fully-convolutional head, optional BatchNorm, LRN for
+A-LRN, dropout, narrower widths for small experiments and published or local weights.
+The named builders (`VGG16`, `VGG19BN`, ...) are thin wrappers with the exact
+`keras.applications` argument contract.
+
+Layer names follow `keras.applications` (`block{b}_conv{i}`, `block{b}_pool`, `flatten`,
+`fc1`, `fc2`, `predictions`) so published weight files load by name. New layers use the
+same style: `block{b}_bn{i}` / `block{b}_relu{i}` (BatchNorm variants), `block1_lrn`,
+`fc1_dropout`, `fc2_dropout`, `avg_pool` / `max_pool`, and for the conv head
+`score_average` (spatial mean of the class-score map) and `predictions_activation`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Callable, Sequence
+
+import keras
+
+from vgg_keras import configs as configs_lib
+from vgg_keras import weights as weights_lib
+from vgg_keras.layers import LocalResponseNormalization
+
+__all__ = [
+    "ModelSpec",
+    "build",
+    "get_model",
+    "list_models",
+    "to_fully_convolutional",
+    "to_dense",
+    "score_map_model",
+    "feature_extractor",
+    "init_from_shallower",
+    "PAPER_INIT_FC_LAYERS",
+]
+
+HEADS = ("dense", "conv")
+POOLINGS = (None, "avg", "max")
+MIN_INPUT_SIZE = 32
+DEFAULT_SIZE = 224
+PAPER_INIT_FC_LAYERS = ("fc1", "fc2", "predictions")
+_CONV_NAME = re.compile(r"^block(\d+)_conv(\d+)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Everything that determines a VGG model's architecture (widths already applied).
+
+    Attributes:
+        blocks: Five tuples of `ConvSpec` with the actual filter counts.
+        batch_norm: Conv -> BatchNorm -> ReLU instead of Conv(ReLU).
+        lrn: Local Response Normalisation after the first conv (A-LRN).
+        include_top: Whether the classifier (fc1, fc2, predictions) is present.
+        head: "dense" (Flatten + Dense) or "conv" (fc1 a valid conv, 1x1 convs, averaged scores).
+        fc_units: Width of fc1 and fc2.
+        classes: Number of classes of the predictions layer.
+        classifier_activation: Activation of the top layer (None for logits).
+        dropout: Dropout rate after fc1 and fc2 (0 removes the layers).
+        pooling: Global pooling of the features when `include_top=False`.
+        base_size: Input size the head is designed for; the conv head's fc1 kernel is base_size / 32.
+        input_shape: Input shape without the batch axis.
+        kernel_initializer: Keras initializer for every conv and dense kernel.
+        preprocessing: Optional layer applied to the input before block1 (normalisation).
+        name: The model's name.
+    """
+
+    blocks: tuple[tuple[configs_lib.ConvSpec, ...], ...]
+    batch_norm: bool = False
+    lrn: bool = False
+    include_top: bool = True
+    head: str = "dense"
+    fc_units: int = 4096
+    classes: int = 1000
+    classifier_activation: Any = "softmax"
+    dropout: float = 0.5
+    pooling: str | None = None
+    base_size: int = DEFAULT_SIZE
+    input_shape: tuple[int | None, ...] = (DEFAULT_SIZE, DEFAULT_SIZE, 3)
+    kernel_initializer: Any = "glorot_uniform"
+    preprocessing: keras.layers.Layer | None = None
+    name: str = "vgg"
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _conv_unit(x, spec: configs_lib.ConvSpec, block: int, index: int, model_spec: ModelSpec):
+    """One Table 1 convolution: Conv(ReLU), or Conv -> BN -> ReLU for BN variants."""
+    activation = None if model_spec.batch_norm else "relu"
+    x = keras.layers.Conv2D(
+        spec.filters,
+        spec.kernel_size,
+        padding="same",
+        activation=activation,
+        kernel_initializer=model_spec.kernel_initializer,
+        name=f"block{block}_conv{index}",
+    )(x)
+    if model_spec.batch_norm:
+        # torchvision's BatchNorm2d defaults (momentum 0.1 there == 0.9 here, eps 1e-5).
+        x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"block{block}_bn{index}")(x)
+        x = keras.layers.ReLU(name=f"block{block}_relu{index}")(x)
+    return x
+
+
+def _conv_body(x, spec: ModelSpec):
+    """The five conv blocks, each ending in a 2x2/2 max-pool."""
+    for block, convs in enumerate(spec.blocks, start=1):
+        for index, conv in enumerate(convs, start=1):
+            x = _conv_unit(x, conv, block, index, spec)
+            if spec.lrn and block == 1 and index == 1:
+                x = LocalResponseNormalization(name="block1_lrn")(x)
+        x = keras.layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
+    return x
+
+
+def _dropout(x, spec: ModelSpec, name: str):
+    return keras.layers.Dropout(spec.dropout, name=name)(x) if spec.dropout > 0 else x
+
+
+def _dense_head(x, spec: ModelSpec):
+    init = spec.kernel_initializer
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(spec.fc_units, activation="relu", kernel_initializer=init, name="fc1")(x)
+    x = _dropout(x, spec, "fc1_dropout")
+    x = keras.layers.Dense(spec.fc_units, activation="relu", kernel_initializer=init, name="fc2")(x)
+    x = _dropout(x, spec, "fc2_dropout")
+    return keras.layers.Dense(
+        spec.classes, activation=spec.classifier_activation, kernel_initializer=init, name="predictions"
+    )(x)
+
+
+def _conv_head(x, spec: ModelSpec):
+    """The paper's dense-evaluation head: fc1 a valid conv, fc2/fc3 1x1 convs, averaged scores."""
+    init = spec.kernel_initializer
+    kernel = spec.base_size // 32
+    x = keras.layers.Conv2D(spec.fc_units, kernel, activation="relu", kernel_initializer=init, name="fc1")(x)
+    x = _dropout(x, spec, "fc1_dropout")
+    x = keras.layers.Conv2D(spec.fc_units, 1, activation="relu", kernel_initializer=init, name="fc2")(x)
+    x = _dropout(x, spec, "fc2_dropout")
+    x = keras.layers.Conv2D(spec.classes, 1, kernel_initializer=init, name="predictions")(x)
+    # Averaging the score map before the soft-max is the paper's "sum-pooling" of class scores.
+    x = keras.layers.GlobalAveragePooling2D(name="score_average")(x)
+    if spec.classifier_activation is not None:
+        x = keras.layers.Activation(spec.classifier_activation, name="predictions_activation")(x)
+    return x
+
+
+def _pooled_features(x, pooling: str | None):
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if pooling == "max":
+        return keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+    return x
+
+
+def _model_input(spec: ModelSpec, input_tensor):
+    if input_tensor is None:
+        return keras.Input(shape=spec.input_shape, name="input_layer"), None
+    if keras.backend.is_keras_tensor(input_tensor):
+        return input_tensor, input_tensor
+    tensor = keras.Input(tensor=input_tensor, shape=spec.input_shape)
+    return tensor, tensor
+
+
+def build_from_spec(spec: ModelSpec, input_tensor=None) -> keras.Model:
+    """Builds the functional model described by `spec` (no weights loaded).
+
+    Args:
+        spec: The architecture.
+        input_tensor: Optional Keras tensor to use as the model's input.
+
+    Returns:
+        A `keras.Model`.
+    """
+    inputs, given = _model_input(spec, input_tensor)
+    x = spec.preprocessing(inputs) if spec.preprocessing is not None else inputs
+    x = _conv_body(x, spec)
+    if spec.include_top:
+        x = _conv_head(x, spec) if spec.head == "conv" else _dense_head(x, spec)
+    else:
+        x = _pooled_features(x, spec.pooling)
+    if given is not None:
+        inputs = keras.src.ops.operation_utils.get_source_inputs(given)
+    return keras.Model(inputs, x, name=spec.name)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_choice(argument: str, value, allowed: Sequence) -> None:
+    if value not in allowed:
+        raise ValueError(f"Invalid {argument}={value!r}. Allowed: {', '.join(repr(a) for a in allowed)}.")
+
+
+def _check_input_shape(shape, spec_head: str, include_top: bool, base_size: int, pretrained: bool) -> None:
+    """Validates `input_shape` against the head, the minimum size and the weights."""
+    if len(shape) != 3:
+        raise ValueError(f"input_shape must be (height, width, channels); received input_shape={shape}.")
+    height, width, channels = shape
+    if channels is None or channels < 1 or (pretrained and channels != 3):
+        allowed = "3 (RGB) with pretrained weights" if pretrained else "a positive number"
+        raise ValueError(f"input_shape={shape} has channels={channels}; allowed: {allowed}.")
+    minimum = base_size if (include_top and spec_head == "conv") else MIN_INPUT_SIZE
+    for size in (height, width):
+        if size is not None and size < minimum:
+            why = "the conv head needs at least base_size" if minimum == base_size else "five 2x2 pools"
+            raise ValueError(
+                f"input_shape={shape} is too small: height and width must be >= {minimum} ({why})."
+            )
+    if include_top and spec_head == "dense" and (height is None or width is None):
+        raise ValueError(
+            f"input_shape={shape}: the dense head needs a fixed height and width; use head='conv' for any size."
+        )
+    if pretrained and include_top and spec_head == "dense" and (height, width) != (base_size, base_size):
+        raise ValueError(
+            f"input_shape={shape}: pretrained weights with the dense head need {base_size}x{base_size} input; "
+            "use include_top=False or head='conv' for other sizes."
+        )
+
+
+def _default_input_shape(include_top: bool, head: str, base_size: int) -> tuple:
+    if include_top and head == "dense":
+        return (base_size, base_size, 3)
+    return (None, None, 3)
+
+
+def _resolve_input_shape(input_shape, input_tensor, include_top, head, base_size, pretrained) -> tuple:
+    if input_shape is None and input_tensor is not None:
+        input_shape = tuple(input_tensor.shape[1:])
+    if input_shape is None:
+        input_shape = _default_input_shape(include_top, head, base_size)
+    input_shape = tuple(input_shape)
+    _check_input_shape(input_shape, head, include_top, base_size, pretrained)
+    return input_shape
+
+
+def _check_pretrained_head(classes: int, classifier_activation, include_top: bool) -> None:
+    if include_top and classes != 1000:
+        raise ValueError(
+            f"classes={classes} with pretrained ImageNet weights and include_top=True; allowed: 1000 "
+            "(or use include_top=False, or weights=None)."
+        )
+    if include_top and classifier_activation not in ("softmax", None):
+        raise ValueError(
+            f"classifier_activation={classifier_activation!r} with pretrained weights; allowed: 'softmax' or None."
+        )
+
+
+def _check_arguments(include_top, pooling, head, dropout, classes, width_multiplier, fc_units, base_size) -> None:
+    _check_choice("head", head, HEADS)
+    _check_choice("pooling", pooling, POOLINGS)
+    if include_top and pooling is not None:
+        raise ValueError(f"pooling={pooling!r} needs include_top=False; with include_top=True allowed: None.")
+    if not include_top and head != "dense":
+        raise ValueError(f"head={head!r} needs include_top=True; with include_top=False the model has no head.")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout={dropout!r}; allowed: a rate in [0, 1).")
+    if include_top and (not isinstance(classes, int) or classes < 1):
+        raise ValueError(f"classes={classes!r}; allowed: a positive integer.")
+    if not width_multiplier > 0:
+        raise ValueError(f"width_multiplier={width_multiplier!r}; allowed: a number > 0.")
+    if not isinstance(fc_units, int) or fc_units < 1:
+        raise ValueError(f"fc_units={fc_units!r}; allowed: a positive integer.")
+    if not isinstance(base_size, int) or base_size < MIN_INPUT_SIZE or base_size % 32:
+        raise ValueError(f"base_size={base_size!r}; allowed: a multiple of 32, at least 32.")
+
+
+def _scaled_blocks(config: configs_lib.VGGConfig, width_multiplier: float):
+    def scale(conv):
+        return dataclasses.replace(conv, filters=max(1, int(round(conv.filters * width_multiplier))))
+
+    return tuple(tuple(scale(conv) for conv in block) for block in config.blocks)
+
+
+def _initializer(kernel_initializer):
+    # The paper's scheme for net A: weights N(0, 0.01^2), biases zero (Keras' bias default).
+    if kernel_initializer == "paper":
+        return keras.initializers.RandomNormal(mean=0.0, stddev=0.01)
+    return kernel_initializer
+
+
+# --------------------------------------------------------------------------- public builders
+
+
+def build(
+    config: str = "D",
+    *,
+    batch_norm: bool | None = None,
+    include_top: bool = True,
+    weights: str | None = None,
+    input_tensor=None,
+    input_shape: Sequence[int | None] | None = None,
+    pooling: str | None = None,
+    classes: int = 1000,
+    classifier_activation: str | Callable | None = "softmax",
+    head: str = "dense",
+    dropout: float = 0.5,
+    width_multiplier: float = 1.0,
+    fc_units: int = 4096,
+    base_size: int = DEFAULT_SIZE,
+    kernel_initializer: Any = "glorot_uniform",
+    name: str | None = None,
+) -> keras.Model:
+    """Builds any VGG configuration of Table 1.
+
+    Args:
+        config: Paper letter ("A", "A-LRN", "B", "C", "D", "E") or common name ("vgg11",
+            "vgg11_lrn", "vgg13", "vgg16_c", "vgg16", "vgg19"), optionally with "_bn".
+        batch_norm: Conv -> BatchNorm -> ReLU (torchvision's `vgg*_bn`). Default: from the name.
+        include_top: Whether to include the classifier (fc1, fc2, predictions).
+        weights: None (random init), a published-weights tag (see `vgg_keras.list_weights()`),
+            or the path to a weights file.
+        input_tensor: Optional Keras tensor to use as the model input.
+        input_shape: `(height, width, channels)`. Default: `(base_size, base_size, 3)` for the
+            dense head, `(None, None, 3)` otherwise. Sides must be >= 32 (>= base_size for the
+            conv head).
+        pooling: With `include_top=False`: None (4D feature map), "avg" or "max".
+        classes: Number of classes of the top layer.
+        classifier_activation: Activation of the top layer; None returns logits.
+        head: "dense" (keras.applications) or "conv": the paper's fully-convolutional form
+            for dense evaluation (fc1 a (base_size/32)-square valid conv, fc2 and predictions
+            1x1 convs, class scores averaged over space, then the activation). At base_size
+            input both heads compute the same function.
+        dropout: Rate of the dropout after fc1 and fc2 (the paper's 0.5); 0 removes the layers.
+        width_multiplier: Scales every conv's filters (for small experiments), e.g. 0.125.
+        fc_units: Width of fc1 and fc2 (4096 in the paper).
+        base_size: The crop size the head is built for (224 in the paper; a multiple of 32).
+        kernel_initializer: Any Keras initializer, "glorot_uniform" (default) or "paper" for
+            the paper's N(0, 0.01^2).
+        name: Model name. Default: the common name, e.g. "vgg16_bn".
+
+    Returns:
+        A `keras.Model`.
+
+    Raises:
+        ValueError: For an unknown config, bad sizes, or arguments that contradict each
+            other or the weights (each message names the argument, the value and what is allowed).
+    """
+    vgg_config, name_has_bn = configs_lib.resolve_model_name(config)
+    if batch_norm is None:
+        batch_norm = name_has_bn
+    elif name_has_bn and not batch_norm:
+        raise ValueError(f"config={config!r} names a BatchNorm model but batch_norm=False was given.")
+    _check_arguments(include_top, pooling, head, dropout, classes, width_multiplier, fc_units, base_size)
+    arch = configs_lib.canonical_name(vgg_config, batch_norm)
+    pretrained = weights_lib.is_pretrained_tag(weights)
+    if pretrained:
+        _check_pretrained_head(classes, classifier_activation, include_top)
+    shape = _resolve_input_shape(input_shape, input_tensor, include_top, head, base_size, pretrained)
+    spec = ModelSpec(
+        blocks=_scaled_blocks(vgg_config, width_multiplier),
+        batch_norm=batch_norm,
+        lrn=vgg_config.lrn,
+        include_top=include_top,
+        head=head,
+        fc_units=fc_units,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        dropout=dropout,
+        pooling=pooling,
+        base_size=base_size,
+        input_shape=shape,
+        kernel_initializer=_initializer(kernel_initializer),
+        name=name or arch,
+    )
+    model = build_from_spec(spec, input_tensor)
+    weights_lib.load_weights(model, weights, arch=arch, include_top=include_top)
+    return model
+
+
+def get_model(name: str, **kwargs) -> keras.Model:
+    """Builds a model by name, e.g. `get_model("vgg16_bn", weights=None)`.
+
+    Args:
+        name: Any name `list_models()` shows, or a paper letter ("A" ... "E", "A-LRN").
+        **kwargs: Arguments of `build`.
+
+    Returns:
+        A `keras.Model`.
+    """
+    return build(name, **kwargs)
+
+
+def list_models() -> list[str]:
+    """The model names `get_model` accepts (each also as a paper letter)."""
+    return list(configs_lib.MODEL_NAMES)
+
+
+# --------------------------------------------------------------------------- head conversion
+
+
+def _conv_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    return [layer for layer in model.layers if _CONV_NAME.match(layer.name)]
+
+
+def _spec_blocks(model: keras.Model):
+    blocks: dict[int, list[configs_lib.ConvSpec]] = {}
+    for layer in _conv_layers(model):
+        block = int(_CONV_NAME.match(layer.name).group(1))
+        blocks.setdefault(block, []).append(configs_lib.ConvSpec(layer.filters, layer.kernel_size[0]))
+    return tuple(tuple(blocks[b]) for b in sorted(blocks))
+
+
+def _layer_or_none(model: keras.Model, name: str):
+    return next((layer for layer in model.layers if layer.name == name), None)
+
+
+def _require_top(model: keras.Model, function: str) -> keras.layers.Layer:
+    fc1 = _layer_or_none(model, "fc1")
+    if fc1 is None or _layer_or_none(model, "predictions") is None:
+        raise ValueError(
+            f"{function} needs a vgg_keras model with its classifier (layers 'fc1' ... 'predictions'); "
+            f"model {model.name!r} has none (built with include_top=False?)."
+        )
+    return fc1
+
+
+def _head_of(model: keras.Model) -> tuple[str, int, Any]:
+    """(head, base_size, classifier_activation) of a model with a classifier."""
+    fc1 = _require_top(model, "head conversion")
+    if isinstance(fc1, keras.layers.Conv2D):
+        activation_layer = _layer_or_none(model, "predictions_activation")
+        activation = keras.activations.serialize(activation_layer.activation) if activation_layer else None
+        return "conv", fc1.kernel_size[0] * 32, activation
+    height, width = model.input_shape[1:3]
+    if height != width:
+        raise ValueError(f"Head conversion needs a square dense-head input; model input is {model.input_shape}.")
+    activation = keras.activations.serialize(model.get_layer("predictions").activation)
+    return "dense", height, None if activation == "linear" else activation
+
+
+def _spec_of(model: keras.Model) -> ModelSpec:
+    """Recovers the `ModelSpec` of a vgg_keras model with a classifier from its layers."""
+    head, base_size, activation = _head_of(model)
+    fc1 = model.get_layer("fc1")
+    dropout_layer = _layer_or_none(model, "fc1_dropout")
+    preprocessing = _layer_or_none(model, "preprocessing")
+    predictions = model.get_layer("predictions")
+    return ModelSpec(
+        blocks=_spec_blocks(model),
+        batch_norm=_layer_or_none(model, "block1_bn1") is not None,
+        lrn=_layer_or_none(model, "block1_lrn") is not None,
+        head=head,
+        fc_units=fc1.units if head == "dense" else fc1.filters,
+        classes=predictions.units if head == "dense" else predictions.filters,
+        classifier_activation=activation,
+        dropout=dropout_layer.rate if dropout_layer else 0.0,
+        base_size=base_size,
+        input_shape=tuple(model.input_shape[1:]),
+        preprocessing=preprocessing.__class__.from_config(preprocessing.get_config()) if preprocessing else None,
+        name=model.name,
+    )
+
+
+def _copy_weights_reshaped(source: keras.Model, target: keras.Model) -> None:
+    """Copies every layer's weights by name, reshaping FC kernels between dense and conv form."""
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        values = source.get_layer(layer.name).get_weights()
+        layer.set_weights([v.reshape(w.shape) for v, w in zip(values, layer.weights)])
+
+
+def to_fully_convolutional(model: keras.Model) -> keras.Model:
+    """Converts a dense-head VGG into the paper's fully-convolutional form, weights included.
+
+    fc1's kernel `(7*7*512, 4096)` becomes a 7x7 valid conv `(7, 7, 512, 4096)` (exact, since
+    the channels-last Flatten is row-major over (h, w, c)); fc2 and predictions become 1x1
+    convs. The result accepts any input of at least `base_size` (224) pixels and at
+    `base_size` returns exactly the dense model's output. A model that is already
+    fully-convolutional is returned unchanged.
+
+    Args:
+        model: A vgg_keras model built with `include_top=True`.
+
+    Returns:
+        A new `keras.Model` with `head="conv"` and input shape `(None, None, channels)`.
+
+    Raises:
+        ValueError: If the model has no classifier or a non-square input.
+    """
+    spec = _spec_of(model)
+    if spec.head == "conv":
+        return model
+    channels = spec.input_shape[-1]
+    conv_spec = dataclasses.replace(spec, head="conv", input_shape=(None, None, channels))
+    converted = build_from_spec(conv_spec)
+    _copy_weights_reshaped(model, converted)
+    return converted
+
+
+def to_dense(model: keras.Model) -> keras.Model:
+    """The reverse of `to_fully_convolutional`: a conv-head VGG back to the dense head.
+
+    Args:
+        model: A vgg_keras model built with `include_top=True`.
+
+    Returns:
+        A new `keras.Model` with `head="dense"` and input `(base_size, base_size, channels)`;
+        a dense-head model is returned unchanged.
+
+    Raises:
+        ValueError: If the model has no classifier.
+    """
+    spec = _spec_of(model)
+    if spec.head == "dense":
+        return model
+    channels = spec.input_shape[-1]
+    dense_spec = dataclasses.replace(spec, head="dense", input_shape=(spec.base_size, spec.base_size, channels))
+    converted = build_from_spec(dense_spec)
+    _copy_weights_reshaped(model, converted)
+    return converted
+
+
+def score_map_model(model: keras.Model) -> keras.Model:
+    """A model returning the raw class-score map (before spatial averaging and soft-max).
+
+    Args:
+        model: A vgg_keras model with a classifier (dense heads are converted first).
+
+    Returns:
+        A `keras.Model` mapping images `[B, H, W, C]` to scores `[B, h, w, classes]`.
+    """
+    conv_model = to_fully_convolutional(model)
+    return keras.Model(conv_model.inputs, conv_model.get_layer("predictions").output, name=f"{model.name}_scores")
+
+
+def feature_extractor(model: keras.Model, layer_names: Sequence[str] | None = None) -> keras.Model:
+    """A model returning intermediate features of a VGG as a dict.
+
+    Default outputs: the pooled feature map of every block (`block1_pool` ... `block5_pool`)
+    and, when the model has a classifier, the 4096-d `fc2` activations (after ReLU, before
+    dropout): a vector for the dense head, a spatial map for the conv head, which is what
+    the paper's Appendix B applies densely and averages.
+
+    Args:
+        model: A vgg_keras model.
+        layer_names: Names of the layers whose outputs to return.
+
+    Returns:
+        A `keras.Model` whose output is a dict `{layer_name: tensor}`.
+
+    Raises:
+        ValueError: If a requested layer is not in the model.
+    """
+    if layer_names is None:
+        layer_names = [layer.name for layer in model.layers if layer.name.endswith("_pool") and "block" in layer.name]
+        if _layer_or_none(model, "fc2") is not None:
+            layer_names.append("fc2")
+    available = [layer.name for layer in model.layers]
+    missing = [name for name in layer_names if name not in available]
+    if missing:
+        raise ValueError(f"layer_names {missing} are not in model {model.name!r}; available: {available}.")
+    outputs = {name: model.get_layer(name).output for name in layer_names}
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+
+
+# --------------------------------------------------------------------------- paper initialisation
+
+
+def _checked_copy(source_layer, target_layer) -> None:
+    source_values = source_layer.get_weights()
+    target_shapes = [tuple(w.shape) for w in target_layer.weights]
+    if len(source_values) < 2 or len(target_shapes) < 2:
+        raise ValueError(f"Layer {target_layer.name!r} has no kernel and bias to copy.")
+    kernel, bias = source_values[:2]
+    if kernel.size != int(keras.ops.prod(target_shapes[0])) or bias.shape != target_shapes[1]:
+        raise ValueError(
+            f"Cannot copy layer {source_layer.name!r}: source kernel/bias shapes {kernel.shape}/{bias.shape} "
+            f"do not fit the target's {target_shapes[0]}/{target_shapes[1]} (same widths and classes needed)."
+        )
+    rest = [w.numpy() if hasattr(w, "numpy") else keras.ops.convert_to_numpy(w) for w in target_layer.weights[2:]]
+    target_layer.set_weights([kernel.reshape(target_shapes[0]), bias] + rest)
+
+
+def init_from_shallower(
+    model: keras.Model,
+    source: keras.Model,
+    num_conv_layers: int = 4,
+    fc_layers: Sequence[str] = PAPER_INIT_FC_LAYERS,
+) -> list[str]:
+    """The paper's initialisation of deeper nets from a trained net A (section 3.1).
+
+    Copies the first `num_conv_layers` conv layers of `source` (for A: block1_conv1,
+    block2_conv1, block3_conv1, block3_conv2) into the layers of the same name in `model`,
+    and the FC layers `fc_layers`; every other layer keeps its initialisation. Works between
+    dense and conv heads (kernels are reshaped) and into BN variants (conv kernel and bias
+    only; BN statistics stay fresh).
+
+    Args:
+        model: The deeper model to initialise (modified in place).
+        source: The trained shallower model (normally config A, same widths and classes).
+        num_conv_layers: How many of the source's first conv layers to copy (4 in the paper).
+        fc_layers: The classifier layers to copy (all three in the paper).
+
+    Returns:
+        The names of the layers that were copied.
+
+    Raises:
+        ValueError: If a layer is missing from either model or its shapes differ.
+    """
+    names = [layer.name for layer in _conv_layers(source)[:num_conv_layers]] + list(fc_layers)
+    for name in names:
+        source_layer, target_layer = _layer_or_none(source, name), _layer_or_none(model, name)
+        if source_layer is None or target_layer is None:
+            where = "source" if source_layer is None else "model"
+            raise ValueError(f"init_from_shallower: layer {name!r} is missing from the {where} ({names} are copied).")
+        _checked_copy(source_layer, target_layer)
+    return names
+
+
+# --------------------------------------------------------------------------- named builders
+
+
+def _named_builder(model_name: str, default_weights: str | None) -> Callable[..., keras.Model]:
+    config, batch_norm = configs_lib.resolve_model_name(model_name)
+
+    def builder(
+        include_top: bool = True,
+        weights: str | None = default_weights,
+        input_tensor=None,
+        input_shape=None,
+        pooling: str | None = None,
+        classes: int = 1000,
+        classifier_activation="softmax",
+        name: str | None = None,
+        **kwargs,
+    ) -> keras.Model:
+        return build(
+            model_name,
+            include_top=include_top,
+            weights=weights,
+            input_tensor=input_tensor,
+            input_shape=input_shape,
+            pooling=pooling,
+            classes=classes,
+            classifier_activation=classifier_activation,
+            name=name,
+            **kwargs,
+        )
+
+    variant = " with BatchNorm" if batch_norm else ""
+    builder.__doc__ = (
+        f"VGG configuration {config.letter} ({model_name}{variant}), {config.weight_layers} weight layers.\n\n"
+        "Same arguments, meaning and defaults as `keras.applications.VGG16`; extra keyword\n"
+        "arguments (`head`, `dropout`, `width_multiplier`, `fc_units`, `base_size`,\n"
+        "`kernel_initializer`, ...) are those of `vgg_keras.build`.\n\n"
+        f"Default weights: {default_weights!r}.\n\nReturns:\n    A `keras.Model`.\n"
+    )
+    builder.__name__ = builder.__qualname__ = model_name.upper().replace("_", "")
+    return builder
+
+
+VGG11 = _named_builder("vgg11", "imagenet")
+VGG11LRN = _named_builder("vgg11_lrn", None)
+VGG13 = _named_builder("vgg13", "imagenet")
+VGG16C = _named_builder("vgg16_c", None)
+VGG16 = _named_builder("vgg16", "imagenet")
+VGG19 = _named_builder("vgg19", "imagenet")
+VGG11BN = _named_builder("vgg11_bn", "imagenet")
+VGG13BN = _named_builder("vgg13_bn", "imagenet")
+VGG16BN = _named_builder("vgg16_bn", "imagenet")
+VGG19BN = _named_builder("vgg19_bn", "imagenet")
