@@ -526,7 +526,7 @@ def score_map_model(model: keras.Model) -> keras.Model:
         A `keras.Model` mapping images `[B, H, W, C]` to scores `[B, h, w, classes]`.
     """
     conv_model = to_fully_convolutional(model)
-    return keras.Model(conv_model.inputs, conv_model.get_layer("predictions").output, name=f"{model.name}_scores")
+    return keras.Model(conv_model.input, conv_model.get_layer("predictions").output, name=f"{model.name}_scores")
 
 
 def feature_extractor(model: keras.Model, layer_names: Sequence[str] | None = None) -> keras.Model:
@@ -556,7 +556,7 @@ def feature_extractor(model: keras.Model, layer_names: Sequence[str] | None = No
     if missing:
         raise ValueError(f"layer_names {missing} are not in model {model.name!r}; available: {available}.")
     outputs = {name: model.get_layer(name).output for name in layer_names}
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+    return keras.Model(model.input, outputs, name=f"{model.name}_features")
 
 
 # --------------------------------------------------------------------------- paper initialisation

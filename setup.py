@@ -1,0 +1,46 @@
+"""Packaging for vgg_keras."""
+
+import pathlib
+import re
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "vgg_keras" / "__init__.py").read_text()).group(1)
+
+EXTRAS = {
+    "torch": ["torch>=2.1"],
+    "test": ["pytest>=7", "pillow"],
+}
+
+setup(
+    name="vgg_keras",
+    version=VERSION,
+    description="The VGG family (Simonyan & Zisserman, ICLR 2015) for Keras 3 and TensorFlow: "
+    "every configuration, the paper's training and evaluation protocol, TF Serving and TFLite export.",
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["vgg_keras", "vgg_keras.*"]),
+    package_data={"vgg_keras": ["*.txt", "*.json", "data/*.txt", "data/*.json"]},
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.3",
+        "tensorflow-datasets>=4.9",
+        "keras-cv>=0.9",
+        "absl-py",
+        "ml_collections",
+        "numpy",
+        "h5py",
+        "safetensors",
+        "pillow",
+        "matplotlib",
+        "tqdm",
+    ],
+    extras_require=EXTRAS,
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
