@@ -10,7 +10,7 @@ VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "vgg_keras" / "__init__.
 
 EXTRAS = {
     "torch": ["torch>=2.1"],
-    "test": ["pytest>=7", "pillow"],
+    "test": ["pytest>=7", "pillow", "jax", "jaxlib"],
 }
 
 setup(
@@ -23,7 +23,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["vgg_keras", "vgg_keras.*"]),
-    package_data={"vgg_keras": ["*.txt", "*.json", "data/*.txt", "data/*.json"]},
+    package_data={"vgg_keras": ["*.txt", "*.tsv", "*.json", "data/*.txt", "data/*.tsv", "data/*.json"]},
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.3",
