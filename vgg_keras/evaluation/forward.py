@@ -1,0 +1,175 @@
+"""Class posteriors of one model for a batch of images of (possibly) different sizes.
+
+Every evaluation method ends in the same computation: the fully-convolutional form of the
+model (section 3.2) turns images into a class-score map, the map is averaged over space,
+and the soft-max gives the posterior. `ModelRunner` does this for a padded batch whose
+images have different valid sizes, with results equal to running each image alone.
+
+Zero padding alone would not give that equality: after the first conv + ReLU the padded
+area holds relu(bias) != 0, which later 3x3 convs and pools carry into valid positions.
+VGG is a chain, so the runner calls its layers in sequence and re-applies the valid-region
+mask (at that layer's resolution) after every layer. Normalisation happens before the
+first mask, so the padding is zero in the normalised space, exactly like a conv's own
+"same" padding on a single image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+from vgg_keras import models as models_lib
+
+Preprocess = Callable[[tf.Tensor], tf.Tensor]
+
+
+def _output_size(layer: keras.layers.Layer, size: tf.Tensor) -> tf.Tensor:
+    """Valid spatial size after `layer` (int32 `[..., 2]`), for the layers a VGG chain holds."""
+    if isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)):
+        pool, strides, padding = layer.pool_size, layer.strides, layer.padding
+    elif isinstance(layer, keras.layers.Conv2D):
+        pool, strides, padding = layer.kernel_size, layer.strides, layer.padding
+    else:
+        return size
+    pool, strides = tf.constant(pool, tf.int32), tf.constant(strides, tf.int32)
+    if padding == "same":
+        return (size + strides - 1) // strides
+    return (size - pool) // strides + 1
+
+
+def _mask(size: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+    """`[B, height, width, 1]` float mask: 1 inside each image's top-left `size` region."""
+    rows = tf.range(height)[None, :, None] < size[:, 0, None, None]
+    cols = tf.range(width)[None, None, :] < size[:, 1, None, None]
+    return tf.cast(tf.logical_and(rows, cols), tf.float32)[..., None]
+
+
+def _chain(conv_model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers from the input to `predictions`, checked to form a single chain."""
+    layers, previous = [], conv_model.inputs[0]
+    for layer in conv_model.layers[1:]:
+        if layer.input is not previous:
+            raise ValueError(
+                f"Model {conv_model.name!r} is not a plain chain of layers at {layer.name!r}; "
+                "masked dense evaluation needs a vgg_keras VGG (a sequence of layers)."
+            )
+        layers.append(layer)
+        previous = layer.output
+        if layer.name == "predictions":
+            return layers
+    raise ValueError(f"Model {conv_model.name!r} has no 'predictions' layer.")
+
+
+def _base_size(conv_model: keras.Model) -> int:
+    return int(conv_model.get_layer("fc1").kernel_size[0]) * 32
+
+
+@dataclasses.dataclass
+class ModelRunner:
+    """One model prepared for evaluation (conv head, preprocessing, compiled forward).
+
+    Attributes:
+        name: Name used in reports.
+        base_size: Smallest input side the conv head accepts (its training crop size).
+        num_classes: Width of the posteriors.
+        layers: The chain of layers from the first one after the input to `predictions`.
+        preprocess: Normalisation applied to RGB 0..255 images before the chain (None when
+            the model normalises itself or needs nothing).
+        activation: Turns averaged class scores into posteriors.
+    """
+
+    name: str
+    base_size: int
+    num_classes: int
+    layers: list
+    preprocess: Preprocess | None
+    activation: Callable
+
+    def __post_init__(self):
+        self._compiled = tf.function(
+            self._posteriors,
+            input_signature=[
+                tf.TensorSpec([None, None, None, None], tf.float32),
+                tf.TensorSpec([None, 2], tf.int32),
+            ],
+        )
+
+    def _posteriors(self, images: tf.Tensor, sizes: tf.Tensor) -> tf.Tensor:
+        x = self.preprocess(images) if self.preprocess is not None else images
+        x = tf.convert_to_tensor(x, tf.float32)
+        size = sizes
+        for layer in [None] + self.layers:
+            if layer is not None:
+                x = layer(x, training=False)
+                size = _output_size(layer, size)
+            shape = tf.shape(x)
+            mask = _mask(size, shape[1], shape[2])
+            x = x * mask
+        scores = tf.reduce_sum(x, axis=[1, 2]) / tf.reduce_sum(mask, axis=[1, 2])
+        return self.activation(scores)
+
+    def posteriors(self, images, sizes=None) -> tf.Tensor:
+        """Posteriors `[B, classes]` of a (padded) batch.
+
+        Args:
+            images: `float32 [B, H, W, 3]` RGB in 0..255, each image in the top-left
+                `sizes[b]` corner, anything (usually zeros) elsewhere.
+            sizes: `int32 [B, 2]` valid (height, width) of each image, each at least
+                `base_size`; None means every image fills the batch.
+
+        Returns:
+            `float32 [B, classes]`: class scores averaged over each image's valid score
+            positions, then the model's activation (soft-max).
+        """
+        images = tf.convert_to_tensor(images, tf.float32)
+        if sizes is None:
+            shape = tf.shape(images)
+            sizes = tf.tile(shape[None, 1:3], [shape[0], 1])
+        return self._compiled(images, tf.cast(sizes, tf.int32))
+
+
+def _activation_of(conv_model: keras.Model) -> Callable:
+    layer = next((lay for lay in conv_model.layers if lay.name == "predictions_activation"), None)
+    # A model built for logits still gets posteriors: the paper averages soft-max outputs.
+    return layer if layer is not None else keras.activations.softmax
+
+
+def prepare_model(model: keras.Model, preprocess: Preprocess | None = None, name: str | None = None) -> ModelRunner:
+    """Turns a vgg_keras classifier (dense or conv head) into a `ModelRunner`.
+
+    Args:
+        model: A vgg_keras model with its classifier; dense heads are converted with
+            `to_fully_convolutional` (weights included).
+        preprocess: Normalisation for RGB 0..255 inputs, e.g.
+            `vgg_keras.preprocessing.preprocess_input`; must be None when the model has its
+            own first layer named "preprocessing".
+        name: Name in reports (default: the model's name).
+
+    Returns:
+        A `ModelRunner`.
+
+    Raises:
+        ValueError: If the model has no classifier, is not a chain, or would be normalised twice.
+        TypeError: If `model` is not a `keras.Model` or `preprocess` is not callable.
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a keras.Model; received {type(model).__name__}.")
+    if preprocess is not None and not callable(preprocess):
+        raise TypeError(f"preprocess must be callable or None; received {preprocess!r}.")
+    conv_model = models_lib.to_fully_convolutional(model)
+    if preprocess is not None and any(layer.name == "preprocessing" for layer in conv_model.layers):
+        raise ValueError(
+            f"preprocess={preprocess!r} given, but model {model.name!r} already has a 'preprocessing' layer; "
+            "allowed: preprocess=None for such a model (it would be normalised twice)."
+        )
+    return ModelRunner(
+        name=name or model.name,
+        base_size=_base_size(conv_model),
+        num_classes=int(conv_model.get_layer("predictions").filters),
+        layers=_chain(conv_model),
+        preprocess=preprocess,
+        activation=_activation_of(conv_model),
+    )
