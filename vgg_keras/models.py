@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 import keras
 
 from vgg_keras import configs as configs_lib
+from vgg_keras import preprocessing as preprocessing_lib
 from vgg_keras import weights as weights_lib
 from vgg_keras.layers import LocalResponseNormalization
 
@@ -283,6 +284,14 @@ def _initializer(kernel_initializer):
     return kernel_initializer
 
 
+def _preprocessing_layer(include: bool, mode: str | None, weights, arch: str):
+    if not include:
+        if mode is not None:
+            raise ValueError(f"preprocessing={mode!r} needs include_preprocessing=True.")
+        return None
+    return preprocessing_lib.preprocessing_layer(mode or weights_lib.preprocessing_mode_for(weights, arch))
+
+
 # --------------------------------------------------------------------------- public builders
 
 
@@ -303,6 +312,8 @@ def build(
     fc_units: int = 4096,
     base_size: int = DEFAULT_SIZE,
     kernel_initializer: Any = "glorot_uniform",
+    include_preprocessing: bool = False,
+    preprocessing: str | None = None,
     name: str | None = None,
 ) -> keras.Model:
     """Builds any VGG configuration of Table 1.
@@ -331,6 +342,11 @@ def build(
         base_size: The crop size the head is built for (224 in the paper; a multiple of 32).
         kernel_initializer: Any Keras initializer, "glorot_uniform" (default) or "paper" for
             the paper's N(0, 0.01^2).
+        include_preprocessing: Bake the normalisation into the model as a serialisable
+            layer named "preprocessing", so the model takes RGB in [0, 255].
+        preprocessing: The mode of that layer ("caffe", "torch", "mean_rgb"). Default: the
+            one the weights expect (`vgg_keras.weights.preprocessing_mode_for`); "caffe"
+            for weights=None.
         name: Model name. Default: the common name, e.g. "vgg16_bn".
 
     Returns:
@@ -365,6 +381,7 @@ def build(
         base_size=base_size,
         input_shape=shape,
         kernel_initializer=_initializer(kernel_initializer),
+        preprocessing=_preprocessing_layer(include_preprocessing, preprocessing, weights, arch),
         name=name or arch,
     )
     model = build_from_spec(spec, input_tensor)
