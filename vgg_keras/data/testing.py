@@ -1,0 +1,100 @@
+"""Helpers to write small image files and folders, for tests, benchmarks and demos.
+
+Also :func:`run_eager_and_in_dataset`, which runs an op both eagerly and inside a
+``tf.data`` map (graph mode), the two places every data op must work.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+import tensorflow as tf
+
+
+def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth, low-frequency uint8 RGB image (sums of random sinusoids).
+
+    Smooth content makes resize-order differences small, so two resampling paths can be
+    compared with a tight tolerance.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    channels = []
+    for _ in range(3):
+        fy, fx = rng.uniform(0.5, 2.5, 2) * 2 * np.pi
+        phase = rng.uniform(0, 2 * np.pi)
+        channels.append(np.sin(fy * yy / height + fx * xx / width + phase))
+    image = 127.5 + 100 * np.stack(channels, axis=-1)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def encode(image: np.ndarray, fmt: str = "JPEG", mode: str | None = None,
+           quality: int = 90) -> bytes:
+    """Encodes an ``[H, W, 3]`` uint8 array with PIL.
+
+    Args:
+      image: RGB uint8 array.
+      fmt: PIL format name: "JPEG", "PNG", "GIF", "BMP".
+      mode: convert to this PIL mode first ("L" grayscale, "CMYK", "P", "RGBA"...).
+      quality: JPEG quality.
+
+    Returns:
+      The encoded bytes.
+    """
+    pil = Image.fromarray(image)
+    if mode is not None:
+        pil = pil.convert(mode)
+    buffer = io.BytesIO()
+    kwargs = {"quality": quality} if fmt == "JPEG" else {}
+    pil.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def write_image_folder(root: str, num_classes: int = 3, per_class: int = 4,
+                       size: tuple[int, int] = (48, 64), fmt: str = "JPEG",
+                       seed: int = 0) -> list[str]:
+    """Writes ``root/class_<k>/img_<i>.<ext>`` with distinct smooth images.
+
+    Args:
+      root: output folder (created).
+      num_classes: number of class sub-folders.
+      per_class: images per class.
+      size: ``(height, width)`` of every image.
+      fmt: PIL format ("JPEG" -> .jpg, "PNG" -> .png).
+      seed: base seed; every image differs.
+
+    Returns:
+      The written paths, in the order ``folder_source`` lists them.
+    """
+    extension = {"JPEG": ".jpg"}.get(fmt, "." + fmt.lower())
+    paths = []
+    for k in range(num_classes):
+        folder = os.path.join(root, f"class_{k}")
+        os.makedirs(folder, exist_ok=True)
+        for i in range(per_class):
+            path = os.path.join(folder, f"img_{i:03d}{extension}")
+            image = smooth_image(*size, seed=seed + 1000 * k + i)
+            with open(path, "wb") as f:
+                f.write(encode(image, fmt))
+            paths.append(path)
+    return paths
+
+
+def run_eager_and_in_dataset(fn: Callable, *inputs) -> tuple:
+    """Runs ``fn(*inputs)`` eagerly and as a ``tf.data`` map; returns both results (numpy).
+
+    ``tf.data`` traces ``fn`` into a graph with unknown static shapes, which catches ops
+    that only work on eager tensors or known shapes.
+    """
+    eager = tf.nest.map_structure(lambda t: np.asarray(t), fn(*inputs))
+    def unknown_shape(x):
+        return tf.compat.v1.placeholder_with_default(x, shape=[None] * x.shape.rank)
+
+    dataset = tf.data.Dataset.from_tensors(tuple(inputs)).map(
+        lambda *xs: fn(*[unknown_shape(x) for x in xs]))
+    in_dataset = tf.nest.map_structure(lambda t: np.asarray(t), next(iter(dataset)))
+    return eager, in_dataset
