@@ -1,0 +1,41 @@
+"""Training: the paper's protocol (section 3.1) with tf.distribute, resumable.
+
+    from vgg_keras import training
+    config = training.base_config()          # or a file of recipes/configs/
+    result = training.train(config, "runs/my_run")
+"""
+
+from vgg_keras.training.callbacks import BestCheckpoint, CurvePlot, NaNGuard, ResumableBackup, plot_history
+from vgg_keras.training.config import base_config, paper_config, validate_config
+from vgg_keras.training.data import TrainingData, estimate_mean_rgb, load_sources, training_data
+from vgg_keras.training.optimization import PlateauSchedule, apply_weight_decay, make_optimizer, scaled_learning_rate
+from vgg_keras.training.strategy import is_chief, make_strategy, worker_index
+from vgg_keras.training.trainer import RunPaths, TrainResult, build_model, compile_model, train, train_with_data, warm_start
+
+__all__ = [
+    "BestCheckpoint",
+    "CurvePlot",
+    "NaNGuard",
+    "PlateauSchedule",
+    "ResumableBackup",
+    "RunPaths",
+    "TrainResult",
+    "TrainingData",
+    "apply_weight_decay",
+    "base_config",
+    "build_model",
+    "compile_model",
+    "estimate_mean_rgb",
+    "is_chief",
+    "load_sources",
+    "make_optimizer",
+    "make_strategy",
+    "paper_config",
+    "plot_history",
+    "scaled_learning_rate",
+    "train",
+    "train_with_data",
+    "training_data",
+    "validate_config",
+    "warm_start",
+]

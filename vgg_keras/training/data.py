@@ -1,0 +1,150 @@
+"""What a training run needs from `vgg_keras.data`: checked sources and dataset functions."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["TrainingData", "estimate_mean_rgb", "load_sources", "training_data"]
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """Dataset functions plus what the model needs to know about the data.
+
+    Attributes:
+        train_fn: `(input_context or None, seed) -> tf.data.Dataset` of `(images, labels)`
+            batches (per-replica batch when an input context is given), repeating forever.
+        eval_fn: `(input_context or None) -> tf.data.Dataset`, one pass over the validation split.
+        num_classes: Number of classes.
+        class_names: Class names in label order.
+        num_train_examples: Training examples (None if unknown).
+        mean_rgb: Mean RGB pixel subtracted inside the model (None: estimate it).
+        eval_source: The validation `Source` (for evaluation after training).
+        train_source: The training `Source`.
+    """
+
+    train_fn: Callable
+    eval_fn: Callable
+    num_classes: int
+    class_names: tuple
+    num_train_examples: int | None
+    mean_rgb: tuple | None = None
+    eval_source: object = None
+    train_source: object = None
+
+
+def _source_kwargs(config) -> dict:
+    kwargs = {}
+    if config.data.data_dir:
+        kwargs["data_dir"] = config.data.data_dir
+    if config.data.manual_dir and not config.data.name.startswith(("builtin", "vgg_shapes", "folder:", "tfrecord:")):
+        kwargs["manual_dir"] = config.data.manual_dir
+    return kwargs
+
+
+def _get_source(config, split: str, input_context=None):
+    from vgg_keras import data as data_lib  # pylint: disable=import-outside-toplevel
+
+    kwargs = _source_kwargs(config)
+    if input_context is not None:
+        kwargs["input_context"] = input_context
+    try:
+        return data_lib.get_source(config.data.name, split, **kwargs)
+    except Exception as error:  # TFDS raises AssertionError, folders OSError, ...: one clear message
+        hint = ""
+        if config.data.name == "imagenet2012":
+            hint = (" imagenet2012 cannot be downloaded automatically: put ILSVRC2012_img_train.tar and "
+                    "ILSVRC2012_img_val.tar in config.data.manual_dir (or <data_dir>/downloads/manual).")
+        raise FileNotFoundError(
+            f"Dataset config.data.name={config.data.name!r} split={split!r} is not available "
+            f"(data_dir={config.data.data_dir or 'TFDS default'!r}): {type(error).__name__}: {error}.{hint}"
+        ) from error
+
+
+def _limited(source, max_examples: int):
+    if not max_examples or (source.num_examples is not None and source.num_examples <= max_examples):
+        return source
+    return dataclasses.replace(source, dataset=source.dataset.take(max_examples), num_examples=max_examples)
+
+
+def load_sources(config):
+    """Opens the training and validation splits, failing early with a clear error.
+
+    Args:
+        config: A validated training config.
+
+    Returns:
+        `(train_source, eval_source)`.
+
+    Raises:
+        FileNotFoundError: If the dataset or a split is missing.
+    """
+    train = _get_source(config, config.data.train_split)
+    evaluation = _limited(_get_source(config, config.data.eval_split), config.data.max_eval_examples)
+    if train.num_classes != evaluation.num_classes:
+        raise ValueError(
+            f"Splits {config.data.train_split!r} and {config.data.eval_split!r} of {config.data.name!r} "
+            f"disagree on the number of classes ({train.num_classes} vs {evaluation.num_classes})."
+        )
+    return train, evaluation
+
+
+def estimate_mean_rgb(source, crop_size: int, scale: int, num_images: int) -> tuple[float, float, float]:
+    """The mean RGB pixel of the first `num_images` centre crops of `source` (0..255).
+
+    Args:
+        source: A `vgg_keras.data.Source`.
+        crop_size: Crop side.
+        scale: Smallest side before cropping.
+        num_images: How many images to average.
+
+    Returns:
+        `(R, G, B)`.
+    """
+    from vgg_keras import data as data_lib  # pylint: disable=import-outside-toplevel
+
+    total, count = np.zeros(3), 0
+    dataset = data_lib.eval_dataset(_limited(source, num_images), batch_size=64, scale=scale, crop_size=crop_size)
+    for images, _ in dataset:
+        total += tf.reduce_sum(images, axis=(0, 1, 2)).numpy()
+        count += int(images.shape[0]) * crop_size * crop_size
+    return tuple(float(v) for v in total / max(count, 1))
+
+
+def training_data(config, global_batch_size: int) -> TrainingData:
+    """Builds the train / validation dataset functions of a config (the paper's pipelines).
+
+    Args:
+        config: A validated training config.
+        global_batch_size: The batch over all replicas.
+
+    Returns:
+        A `TrainingData`.
+
+    Raises:
+        FileNotFoundError: If the dataset is missing.
+    """
+    from vgg_keras import data as data_lib  # pylint: disable=import-outside-toplevel
+
+    train_source, eval_source = load_sources(config)
+    d = config.data
+    scale = d.scale_min if d.scale_min == d.scale_max else (d.scale_min, d.scale_max)
+
+    def train_fn(input_context, seed):
+        source = train_source if input_context is None else _get_source(config, d.train_split, input_context)
+        return data_lib.train_dataset(
+            source, batch_size=global_batch_size, crop_size=d.crop_size, scale=scale, flip=d.flip,
+            color_shift_std=d.color_shift_std, shuffle_buffer=d.shuffle_buffer, seed=seed,
+            input_context=input_context,
+        )
+
+    def eval_fn(input_context):
+        return data_lib.eval_dataset(eval_source, batch_size=global_batch_size, scale=d.eval_scale,
+                                     crop_size=d.crop_size, input_context=input_context)
+
+    return TrainingData(train_fn, eval_fn, train_source.num_classes, tuple(train_source.class_names),
+                        train_source.num_examples, tuple(d.mean_rgb) or None, eval_source, train_source)

@@ -1,0 +1,407 @@
+"""`train(config, workdir)`: the paper's training protocol, distributed and resumable.
+
+Workdir layout (the chief worker writes it; other workers keep only their backup under
+`workers/worker_<i>/`):
+
+    config.json    the resolved config (+ derived values: lr, replicas, mean RGB, ...)
+    backup/        step-exact backup: model, optimiser, schedule state (`ResumableBackup`)
+    metrics.csv    per-epoch loss / accuracy / top-5 / learning rate (train and validation)
+    curves.png     the same as a plot
+    tensorboard/   TensorBoard logs
+    best.keras     the model with the best validation accuracy so far
+    model.keras    the final model
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.util
+import json
+import logging
+import os
+
+import keras
+import ml_collections
+import tensorflow as tf
+
+from vgg_keras import models
+from vgg_keras.training import callbacks as callbacks_lib
+from vgg_keras.training import config as config_lib
+from vgg_keras.training import data as data_lib
+from vgg_keras.training import optimization
+from vgg_keras.training import strategy as strategy_lib
+
+__all__ = ["RunPaths", "TrainResult", "build_model", "compile_model", "train", "train_with_data", "warm_start"]
+
+_FLOAT32_HEAD = ("predictions", "score_average", "predictions_activation")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPaths:
+    """Where a run writes its outputs (see the module docstring)."""
+
+    workdir: str
+    config: str
+    backup: str
+    csv: str
+    plot: str
+    tensorboard: str
+    best: str
+    final: str
+
+    @classmethod
+    def of(cls, workdir: str, worker: int = 0) -> "RunPaths":
+        """Paths of worker `worker` (0: the chief) in `workdir`."""
+        backup = os.path.join(workdir, "backup") if worker == 0 else os.path.join(workdir, "workers", f"worker_{worker}")
+        join = lambda name: os.path.join(workdir, name)  # noqa: E731
+        return cls(workdir, join("config.json"), backup, join("metrics.csv"), join("curves.png"),
+                   join("tensorboard"), join("best.keras"), join("model.keras"))
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` returns.
+
+    Attributes:
+        model: The trained model (final weights).
+        history: Per-epoch metrics of the whole run, resumed parts included (from metrics.csv).
+        paths: Where everything was written.
+        steps: Optimizer steps done in total.
+        config: The resolved config.
+        data: The `TrainingData` used (class names, validation source, ...).
+    """
+
+    model: keras.Model
+    history: dict
+    paths: RunPaths
+    steps: int
+    config: ml_collections.ConfigDict
+    data: object = None
+
+
+# --------------------------------------------------------------------------- model
+
+
+@contextlib.contextmanager
+def _dtype_policy(precision: str):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def build_model(config: ml_collections.ConfigDict, num_classes: int, mean_rgb) -> keras.Model:
+    """The config's VGG for `crop_size` inputs, RGB 0..255 in, mean RGB subtracted inside.
+
+    Under mixed precision the classifier's last layer computes in float32 (stable soft-max).
+
+    Args:
+        config: A validated training config.
+        num_classes: Classes of the predictions layer.
+        mean_rgb: The mean RGB pixel baked into the model's "preprocessing" layer.
+
+    Returns:
+        An uncompiled `keras.Model` (create it inside `strategy.scope()`).
+    """
+    from vgg_keras import preprocessing  # pylint: disable=import-outside-toplevel
+
+    m, size = config.model, config.data.crop_size
+    with _dtype_policy(config.training.precision):
+        inputs = keras.Input(shape=(size, size, 3), name="image")
+        normalised = preprocessing.preprocessing_layer("mean_rgb", mean=list(mean_rgb))(inputs)
+        model = models.build(
+            m.arch, batch_norm=m.batch_norm or None, input_tensor=normalised, classes=num_classes,
+            width_multiplier=m.width_multiplier, fc_units=m.fc_units, dropout=m.dropout, base_size=size,
+            kernel_initializer=m.kernel_initializer, name=config.experiment,
+        )
+    if config.training.precision != "float32":
+        for layer in model.layers:
+            if layer.name in _FLOAT32_HEAD:
+                layer.dtype_policy = "float32"
+    return model
+
+
+def _load_keras_model(path: str, what: str) -> keras.Model:
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"config.init.{what}={path!r} does not exist (train that run first, or set it to '').")
+    return keras.models.load_model(path, compile=False)
+
+
+def warm_start(model: keras.Model, config: ml_collections.ConfigDict) -> list[str]:
+    """Initialises `model` from a trained net A (the paper) or from any checkpoint.
+
+    Args:
+        model: The freshly built model.
+        config: Its training config (`config.init`).
+
+    Returns:
+        The names of the layers that were initialised (empty: nothing to do).
+
+    Raises:
+        FileNotFoundError: If the file to start from is missing.
+        ValueError: If its layers do not fit the model.
+    """
+    if config.init.from_shallower:
+        source = _load_keras_model(config.init.from_shallower, "from_shallower")
+        return models.init_from_shallower(model, source, num_conv_layers=config.init.num_conv_layers)
+    if config.init.checkpoint:
+        path = config.init.checkpoint
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"config.init.checkpoint={path!r} does not exist.")
+        model.load_weights(path)
+        return [layer.name for layer in model.layers if layer.weights]
+    return []
+
+
+def compile_model(model: keras.Model, config: ml_collections.ConfigDict, learning_rate: float) -> keras.Model:
+    """Adds weight decay and compiles with SGD + momentum, accuracy and top-5 accuracy.
+
+    Args:
+        model: The model (inside the strategy's scope).
+        config: Its training config.
+        learning_rate: The (already batch-scaled) initial learning rate.
+
+    Returns:
+        `model`, compiled.
+    """
+    o, t = config.optimizer, config.training
+    if o.weight_decay_mode == "l2":
+        optimization.apply_weight_decay(model, o.weight_decay)
+    optimizer = optimization.make_optimizer(
+        learning_rate, o.momentum, o.weight_decay, o.weight_decay_mode, loss_scale=t.precision == "mixed_float16"
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy")],
+        jit_compile=t.jit_compile,
+        steps_per_execution=t.steps_per_execution,
+    )
+    return model
+
+
+# --------------------------------------------------------------------------- run setup
+
+
+def _distribute(strategy, dataset_fn):
+    """A plain dataset on one device; per-worker input pipelines under a real strategy."""
+    if strategy.num_replicas_in_sync == 1 and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return dataset_fn(None)
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def _config_dict(config: ml_collections.ConfigDict) -> dict:
+    return json.loads(config.to_json_best_effort())
+
+
+def _check_same_run(path: str, config: ml_collections.ConfigDict) -> None:
+    """A workdir belongs to one experiment: refuse to resume it with another model or data."""
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as handle:
+        previous = json.load(handle)
+    current = _config_dict(config)
+    changed = [
+        f"{section}.{key}: {previous[section].get(key)!r} -> {value!r}"
+        for section in ("model", "data")
+        for key, value in current[section].items()
+        if previous.get(section, {}).get(key) != value and key not in ("mean_rgb", "max_eval_examples")
+    ]
+    if previous["training"]["batch_size"] != config.training.batch_size:
+        changed.append(f"training.batch_size: {previous['training']['batch_size']} -> {config.training.batch_size}")
+    if changed:
+        raise ValueError(
+            f"The workdir {os.path.dirname(path)!r} holds a run with a different config ({'; '.join(changed)}); "
+            "use a new --workdir or restore those values."
+        )
+
+
+def _previous_mean_rgb(path: str):
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        mean = json.load(handle).get("resolved", {}).get("mean_rgb")
+    return tuple(mean) if mean else None
+
+
+def _write_config(path: str, config: ml_collections.ConfigDict, resolved: dict) -> None:
+    payload = _config_dict(config)
+    payload["resolved"] = resolved
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True)
+
+
+def _tensorboard(log_dir: str) -> list:
+    if importlib.util.find_spec("tensorboard") is None:
+        logging.warning("TensorBoard logs skipped: `pip install tensorboard` to get them in %s.", log_dir)
+        return []
+    return [keras.callbacks.TensorBoard(log_dir, update_freq="epoch")]
+
+
+def _callbacks(config, paths: RunPaths, chief: bool, steps_per_epoch: int):
+    """(callbacks in order, the backup, the NaN guard). Order matters: schedule first, backup last."""
+    o = config.optimizer
+    plateau = optimization.PlateauSchedule(
+        o.plateau_monitor, o.plateau_factor, o.plateau_patience, o.plateau_min_delta, o.plateau_max_reductions
+    )
+    nan_guard = callbacks_lib.NaNGuard()
+    stateful = {"plateau": plateau}
+    chain = [nan_guard, plateau]
+    if chief:
+        best = callbacks_lib.BestCheckpoint(paths.best, monitor=o.plateau_monitor)
+        stateful["best"] = best
+        chain += [
+            best,
+            keras.callbacks.CSVLogger(paths.csv, append=True),
+            callbacks_lib.CurvePlot(paths.csv, paths.plot),
+        ] + _tensorboard(paths.tensorboard)
+    backup = callbacks_lib.ResumableBackup(paths.backup, config.training.backup_every_steps, steps_per_epoch, stateful)
+    return chain + [backup], backup, nan_guard
+
+
+def _fit(model, strategy, data, config, chain, start_step: int, steps_per_epoch: int):
+    """Runs the remaining epochs; an epoch interrupted mid-way is first finished on its own."""
+    epochs, seed = config.training.epochs, config.training.seed
+    epoch, offset = divmod(start_step, steps_per_epoch)
+    eval_data = _distribute(strategy, data.eval_fn)
+    verbose = config.training.verbose
+
+    def train_data():
+        # Each (re)start reads a stream seeded by its start step: a resumed run does not see
+        # the first batches again, and an uninterrupted run is one deterministic stream.
+        step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        return _distribute(strategy, lambda ctx: data.train_fn(ctx, seed + step))
+
+    if offset and epoch < epochs:
+        model.fit(train_data(), validation_data=eval_data, initial_epoch=epoch, epochs=epoch + 1,
+                  steps_per_epoch=steps_per_epoch - offset, callbacks=chain, verbose=verbose)
+        epoch += 1
+    if epoch < epochs and not model.stop_training:
+        model.fit(train_data(), validation_data=eval_data, initial_epoch=epoch, epochs=epochs,
+                  steps_per_epoch=steps_per_epoch, callbacks=chain, verbose=verbose)
+
+
+def _resolved(config, strategy, data, learning_rate: float, steps_per_epoch: int) -> dict:
+    return {
+        "learning_rate": learning_rate,
+        "global_batch_size": config.training.batch_size,
+        "num_replicas": strategy.num_replicas_in_sync,
+        "strategy": type(strategy).__name__,
+        "steps_per_epoch": steps_per_epoch,
+        "num_classes": data.num_classes,
+        "class_names": list(data.class_names),
+        "mean_rgb": list(data.mean_rgb),
+    }
+
+
+def _steps_per_epoch(config, data) -> int:
+    if config.training.steps_per_epoch:
+        return config.training.steps_per_epoch
+    if not data.num_train_examples:
+        raise ValueError(
+            f"The size of {config.data.name!r} is unknown; set config.training.steps_per_epoch to a positive integer."
+        )
+    return max(1, data.num_train_examples // config.training.batch_size)
+
+
+def _raise_on_nan(nan_guard, paths: RunPaths, step: int) -> None:
+    if nan_guard.failure is None:
+        return
+    raise FloatingPointError(
+        f"Training stopped: the loss became {nan_guard.failure['loss']} in epoch {nan_guard.failure['epoch'] + 1} "
+        f"(batch {nan_guard.failure['batch']}). The last good backup ({paths.backup}) and the best checkpoint "
+        f"({paths.best}) were kept; lower config.optimizer.learning_rate and rerun the same command to resume."
+    )
+
+
+def train_with_data(config: ml_collections.ConfigDict, workdir: str, data: data_lib.TrainingData,
+                    strategy: tf.distribute.Strategy | None = None) -> TrainResult:
+    """`train` with the datasets given (e.g. synthetic ones in tests).
+
+    Args:
+        config: A training config (validated here).
+        workdir: The run's directory; rerunning with the same workdir resumes.
+        data: The datasets and their metadata (`mean_rgb` must be set).
+        strategy: The distribution strategy (default: from `config.training.strategy`).
+
+    Returns:
+        A `TrainResult`.
+
+    Raises:
+        ValueError: For an invalid config or a workdir of another experiment.
+        FloatingPointError: If the loss became NaN/Inf (the last good backup is kept).
+    """
+    config_lib.validate_config(config)
+    strategy = strategy or strategy_lib.make_strategy(config.training.strategy, config.training.tpu_address)
+    worker, chief = strategy_lib.worker_index(strategy), strategy_lib.is_chief(strategy)
+    paths = RunPaths.of(workdir, worker)
+    _check_same_run(paths.config, config)
+    steps_per_epoch = _steps_per_epoch(config, data)
+    o = config.optimizer
+    learning_rate = optimization.scaled_learning_rate(
+        o.learning_rate, config.training.batch_size, o.base_batch_size, o.scale_learning_rate
+    )
+    keras.utils.set_random_seed(config.training.seed)
+    with strategy.scope():
+        model = build_model(config, data.num_classes, data.mean_rgb)
+        chain, backup, nan_guard = _callbacks(config, paths, chief, steps_per_epoch)
+        has_backup = os.path.exists(backup._weights_path) or os.path.exists(backup._prev_weights_path)
+        if not has_backup:
+            warm_start(model, config)
+        compile_model(model, config, learning_rate)
+        model.optimizer.build(model.trainable_variables)
+        start_step = backup.restore(model)
+    if chief:
+        _write_config(paths.config, config, _resolved(config, strategy, data, learning_rate, steps_per_epoch))
+        callbacks_lib.truncate_csv(paths.csv, start_step // steps_per_epoch)
+    _fit(model, strategy, data, config, chain, start_step, steps_per_epoch)
+    steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    _raise_on_nan(nan_guard, paths, steps)
+    if chief:
+        model.save(paths.final)
+    history = callbacks_lib.read_csv_history(paths.csv)
+    return TrainResult(model, history, paths, steps, config, data)
+
+
+def _check_warm_start_files(config, workdir: str) -> None:
+    if os.path.exists(os.path.join(RunPaths.of(workdir).backup, "latest.weights.h5")):
+        return  # resuming: the warm start happened in the first run
+    for field in ("from_shallower", "checkpoint"):
+        path = config.init[field]
+        if path and not os.path.exists(path):
+            raise FileNotFoundError(f"config.init.{field}={path!r} does not exist (train that run first, or set it to '').")
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
+    """Trains the config's VGG on its dataset (the paper's protocol), resuming from `workdir`.
+
+    Checks the config and opens the dataset before anything is built, so a typo or a
+    missing dataset fails in seconds. The mean RGB is estimated from training images when
+    `config.data.mean_rgb` is empty (and reused when the run resumes).
+
+    Args:
+        config: An experiment config from `recipes/configs/` (see `base_config`).
+        workdir: Where the run writes everything (see the module docstring).
+
+    Returns:
+        A `TrainResult`.
+
+    Raises:
+        ValueError: For an invalid config.
+        FileNotFoundError: If the dataset or a warm-start file is missing.
+        FloatingPointError: If the loss became NaN/Inf.
+    """
+    config_lib.validate_config(config)
+    _check_warm_start_files(config, workdir)
+    strategy = strategy_lib.make_strategy(config.training.strategy, config.training.tpu_address)
+    data = data_lib.training_data(config, config.training.batch_size)
+    mean = data.mean_rgb or _previous_mean_rgb(os.path.join(workdir, "config.json"))
+    if mean is None:
+        mean = data_lib.estimate_mean_rgb(data.train_source, config.data.crop_size, config.data.scale_min,
+                                          config.data.mean_rgb_images)
+    data.mean_rgb = tuple(mean)
+    return train_with_data(config, workdir, data, strategy)
