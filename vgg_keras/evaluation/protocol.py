@@ -8,6 +8,7 @@ posteriors; several models (an ensemble) average theirs.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Callable, Sequence
 
@@ -73,20 +74,29 @@ def prepare_models(models, preprocess=None, model_names=None) -> list[ModelRunne
     """`ModelRunner`s for one model or a sequence of models (an ensemble).
 
     Args:
-        models: A `keras.Model` or a sequence of them.
+        models: A `keras.Model` or a sequence of them; `ModelRunner`s (from an earlier
+            call) are reused as they are, skipping the conversion and compilation.
         preprocess: None, one callable for all models, or one entry per model.
         model_names: Optional names for the reports, one per model.
 
     Returns:
         One `ModelRunner` per model, with unique names.
     """
-    models = [models] if isinstance(models, keras.Model) else list(models)
+    models = [models] if isinstance(models, (keras.Model, ModelRunner)) else list(models)
     if not models:
         raise ValueError("models is empty; allowed: a keras.Model or a non-empty sequence of them.")
     preprocess = _as_list(preprocess, len(models), "preprocess")
     names = _as_list(model_names, len(models), "model_names") if model_names is not None else [None] * len(models)
     names = _unique_names([name or model.name for name, model in zip(names, models)])
-    return [prepare_model(model, pre, name) for model, pre, name in zip(models, preprocess, names)]
+    return [_runner(model, pre, name) for model, pre, name in zip(models, preprocess, names)]
+
+
+def _runner(model, preprocess, name: str) -> ModelRunner:
+    if not isinstance(model, ModelRunner):
+        return prepare_model(model, preprocess, name)
+    if preprocess is not None:
+        raise ValueError(f"preprocess={preprocess!r} given with a ModelRunner; allowed: None (it has its own).")
+    return model if model.name == name else dataclasses.replace(model, name=name)
 
 
 # --------------------------------------------------------------------------- posteriors
@@ -101,13 +111,13 @@ def flip_valid(images: tf.Tensor, sizes: tf.Tensor) -> tf.Tensor:
     return tf.reverse_sequence(images, tf.cast(sizes[:, 1], tf.int64), seq_axis=2, batch_axis=0)
 
 
-def dense_posteriors(runner: ModelRunner, images, sizes, *, flip: bool = True, pad_multiple: int = 32) -> tf.Tensor:
+def dense_posteriors(runner: ModelRunner, images, sizes=None, *, flip: bool = True, pad_multiple: int = 32) -> tf.Tensor:
     """Dense evaluation of a padded batch: whole images, valid score positions averaged.
 
     Args:
         runner: The model.
         images: `float32 [B, H, W, 3]`, image b in its top-left `sizes[b]` corner.
-        sizes: `int32 [B, 2]` valid (height, width).
+        sizes: `int32 [B, 2]` valid (height, width); None when every image fills the batch.
         flip: Also evaluate each image's mirror and average the two posteriors.
         pad_multiple: Pad H and W up to a multiple of this (fewer distinct shapes for an
             accelerator to compile); the result does not depend on it.
@@ -116,8 +126,8 @@ def dense_posteriors(runner: ModelRunner, images, sizes, *, flip: bool = True, p
         `float32 [B, classes]` posteriors, equal to evaluating each image alone.
     """
     images = tf.convert_to_tensor(images, tf.float32)
-    sizes = tf.cast(sizes, tf.int32)
     shape = tf.shape(images)
+    sizes = tf.tile(shape[None, 1:3], [shape[0], 1]) if sizes is None else tf.cast(sizes, tf.int32)
     pads = [[0, 0], [0, _round_up(shape[1], pad_multiple) - shape[1]], [0, _round_up(shape[2], pad_multiple) - shape[2]], [0, 0]]
     images = tf.pad(images, pads)
     if not flip:
@@ -230,7 +240,8 @@ def evaluate(
 
     Args:
         models: A vgg_keras classifier (`keras.Model`, dense or conv head) or a sequence of
-            them (an ensemble; each evaluated alone too).
+            them (an ensemble; each evaluated alone too); `ModelRunner`s from
+            `prepare_models` are accepted too (no conversion or compilation again).
         source: A `vgg_keras.data.Source` (e.g. `vgg_keras.data.get_source("builtin",
             "validation")`); elements `{"image": encoded bytes or uint8 [H, W, 3], "label"}`.
         methods: Any of "center", "dense", "multicrop", "dense+multicrop".
