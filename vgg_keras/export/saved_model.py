@@ -1,0 +1,225 @@
+"""`export_saved_model`: a vgg_keras classifier as a TF Serving SavedModel version."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable, Sequence
+
+import keras
+import tensorflow as tf
+
+from vgg_keras import models as models_lib
+from vgg_keras import preprocessing as preprocessing_lib
+from vgg_keras.export import repository
+from vgg_keras.export import signatures as signatures_lib
+
+__all__ = ["export_saved_model", "load_model", "resolve_normalizer", "EXPORT_INFO"]
+
+EXPORT_INFO = "vgg_keras_export.json"
+PREPROCESSING_LAYER = "preprocessing"
+NO_PREPROCESSING = "none"
+
+
+def load_model(model: keras.Model | str | os.PathLike) -> keras.Model:
+    """A Keras model, or the model saved in a `.keras` file.
+
+    Raises:
+        TypeError: If `model` is neither a `keras.Model` nor a path.
+        ValueError: If the path is not an existing `.keras` file.
+    """
+    if isinstance(model, keras.Model):
+        return model
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model={model!r}; allowed: a keras.Model or the path of a .keras file.")
+    path = os.fspath(model)
+    if not (path.endswith(".keras") and os.path.isfile(path)):
+        raise ValueError(f"model={path!r} is not an existing .keras file.")
+    return keras.saving.load_model(path, compile=False)
+
+
+def has_preprocessing_layer(model: keras.Model) -> bool:
+    """Whether normalisation is baked into the model (a layer named "preprocessing")."""
+    return any(layer.name == PREPROCESSING_LAYER for layer in model.layers)
+
+
+def resolve_normalizer(model: keras.Model, preprocessing: str | Callable | None) -> Callable | None:
+    """The normalisation to apply before `model`, or None when the model does it itself.
+
+    Args:
+        model: The classifier.
+        preprocessing: None (only for models with a "preprocessing" layer), a mode of
+            `vgg_keras.preprocessing` ("caffe", "torch", "mean_rgb"), "none" (the model was
+            trained on raw RGB in [0, 255]), or a layer / callable such as
+            `vgg_keras.preprocessing.preprocessing_layer("mean_rgb", mean=...)`.
+
+    Returns:
+        A callable on float32 RGB [0, 255] images, or None.
+
+    Raises:
+        ValueError: If the model normalises itself and `preprocessing` is given too (the
+            images would be normalised twice), or neither normalises, or a bad mode.
+        TypeError: If `preprocessing` is of another type.
+    """
+    if has_preprocessing_layer(model):
+        if preprocessing not in (None, NO_PREPROCESSING):
+            raise ValueError(
+                f"preprocessing={preprocessing!r}, but model {model.name!r} already normalises its input "
+                f"(layer {PREPROCESSING_LAYER!r}); allowed: None."
+            )
+        return None
+    if preprocessing is None:
+        raise ValueError(
+            f"preprocessing=None, but model {model.name!r} has no {PREPROCESSING_LAYER!r} layer; pass the "
+            f"normalisation it was trained with: one of {sorted(preprocessing_lib.MODES)}, "
+            f"{NO_PREPROCESSING!r}, or a preprocessing layer."
+        )
+    if preprocessing == NO_PREPROCESSING:
+        return None
+    if isinstance(preprocessing, str):
+        return preprocessing_lib.preprocessing_layer(preprocessing, name="serving_preprocessing")
+    if callable(preprocessing):
+        return preprocessing
+    raise TypeError(f"preprocessing={preprocessing!r}; allowed: None, a mode string, 'none' or a callable.")
+
+
+def _require_classifier(model: keras.Model) -> int:
+    """The number of classes; the model must be a vgg_keras classifier ([B, classes] output)."""
+    names = {layer.name for layer in model.layers}
+    if "predictions" not in names or len(model.output_shape) != 2:
+        raise ValueError(
+            f"Model {model.name!r} is not a vgg_keras classifier (needs a 'predictions' layer and output "
+            f"[batch, classes]; output shape {model.output_shape}); build it with include_top=True."
+        )
+    return int(model.output_shape[-1])
+
+
+def base_size(model: keras.Model) -> int:
+    """The input size the classifier head is built for (the dense head's fixed input side)."""
+    fc1 = model.get_layer("fc1")
+    if isinstance(fc1, keras.layers.Conv2D):
+        return fc1.kernel_size[0] * 32
+    height, width = model.input_shape[1:3]
+    if height != width:
+        raise ValueError(f"Model input {model.input_shape} is not square; the serving crop is square.")
+    return int(height)
+
+
+def _check_size(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}={value!r}; allowed: an int >= {minimum}.")
+
+
+def _serving_spec(model, mode, image_size, resize_size, top_k, class_names) -> signatures_lib.ServingSpec:
+    if mode not in signatures_lib.MODES:
+        raise ValueError(f"mode={mode!r}; allowed: {', '.join(map(repr, signatures_lib.MODES))}.")
+    classes = _require_classifier(model)
+    base = base_size(model)
+    head_is_dense = isinstance(model.get_layer("fc1"), keras.layers.Dense)
+    if mode == "dense" and image_size is not None:
+        raise ValueError(f"image_size={image_size!r} with mode='dense' (no crop); allowed: None.")
+    if image_size is None:
+        image_size = base
+    _check_size("image_size", image_size, base)
+    if head_is_dense and image_size != base:
+        raise ValueError(f"image_size={image_size}; the model's dense head takes exactly {base}x{base} crops.")
+    resize_size = signatures_lib.default_resize_size(image_size) if resize_size is None else resize_size
+    _check_size("resize_size", resize_size, image_size)
+    _check_size("top_k", top_k, 1)
+    if top_k > classes:
+        raise ValueError(f"top_k={top_k}; allowed: 1 to the number of classes ({classes}).")
+    names = _default_class_names(classes) if class_names is None else signatures_lib.check_class_names(class_names, classes)
+    return signatures_lib.ServingSpec(mode, image_size, resize_size, top_k, names)
+
+
+def _default_class_names(classes: int) -> tuple[str, ...]:
+    if classes == preprocessing_lib.NUM_CLASSES:
+        return tuple(names.split(",")[0] for _, names in preprocessing_lib.imagenet_classes())
+    return tuple(str(index) for index in range(classes))
+
+
+def _write_info(directory: str, spec: signatures_lib.ServingSpec, model: keras.Model, preprocessing, names) -> None:
+    info = dict(
+        model=model.name,
+        mode=spec.mode,
+        image_size=spec.image_size,
+        resize_size=spec.resize_size,
+        top_k=spec.top_k,
+        preprocessing=PREPROCESSING_LAYER if has_preprocessing_layer(model) else repr(preprocessing),
+        class_names=list(spec.class_names),
+        signatures=list(names),
+        outputs=list(signatures_lib.OUTPUT_NAMES),
+    )
+    with open(os.path.join(directory, EXPORT_INFO), "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=2)
+
+
+def export_saved_model(
+    model: keras.Model | str,
+    export_root: str = "savedmodels",
+    model_name: str | None = None,
+    version: int | None = None,
+    *,
+    mode: str = "center",
+    image_size: int | None = None,
+    resize_size: int | None = None,
+    top_k: int = 5,
+    class_names: Sequence[str] | None = None,
+    preprocessing: str | Callable | None = None,
+    include_float_signature: bool = True,
+    update_config: bool = True,
+    base_path_prefix: str = repository.DEFAULT_BASE_PATH,
+) -> str:
+    """Exports a classifier as `<export_root>/<model_name>/<version>/`, ready for TF Serving.
+
+    Signatures (inputs -> outputs, see `savedmodels/README.md`):
+      - `serving_default`: `images` tf.string `[B]`, encoded JPEG/PNG/GIF/BMP (REST: `{"b64": ...}`);
+      - `predict_image_tensor`: `images` uint8 `[B, H, W, 3]`, any size;
+      - `predict_float` (optional): `inputs` float32, exactly what the Keras model takes.
+    Each returns `probabilities` float32 `[B, classes]`, `top_k_indices` int32 `[B, k]`,
+    `top_k_scores` float32 `[B, k]` and `top_k_classes` string `[B, k]`. Images are resized
+    and cropped with the evaluation pipeline's ops and normalised inside the graph.
+
+    Args:
+        model: A vgg_keras classifier or the path of a `.keras` file.
+        export_root: The TF Serving model repository.
+        model_name: Directory and serving name (default: the model's name).
+        version: Version number; None takes the next free one. Never overwritten.
+        mode: "center" (smallest side to `resize_size`, centre `image_size` crop) or "dense"
+            (smallest side to `resize_size`, whole image through the fully-convolutional form).
+        image_size: Crop side in center mode (default: the head's base size).
+        resize_size: Smallest side after rescaling (default: 256/224 of the crop, e.g. 256 for 224).
+        top_k: Size of the top-k outputs.
+        class_names: One name per class (default: ImageNet names for 1000 classes, else indices).
+        preprocessing: Normalisation for models without a "preprocessing" layer (see
+            `resolve_normalizer`); must be None for models that have one.
+        include_float_signature: Whether to add `predict_float`.
+        update_config: Add the model to `<export_root>/models.config` and write the batching
+            parameters file if missing.
+        base_path_prefix: Where the server mounts `export_root` (for models.config).
+
+    Returns:
+        The version directory.
+
+    Raises:
+        ValueError: For bad arguments (each names the argument and what is allowed).
+        FileExistsError: If the version directory exists.
+    """
+    model = load_model(model)
+    if mode == "dense":
+        model = models_lib.to_fully_convolutional(model)
+    spec = _serving_spec(model, mode, image_size, resize_size, top_k, class_names)
+    normalizer = resolve_normalizer(model, preprocessing)
+    model_name = repository.check_model_name(model.name if model_name is None else model_name)
+    module = signatures_lib.ServingModule(model, spec, normalizer)
+    functions = module.signatures(include_float_signature)
+
+    def write(directory: str) -> None:
+        tf.saved_model.save(module, directory, signatures=functions)
+        _write_info(directory, spec, model, preprocessing, functions)
+
+    version_dir = repository.write_version(os.path.join(export_root, model_name), version, write)
+    if update_config:
+        repository.update_models_config(export_root, model_name, base_path_prefix=base_path_prefix)
+        repository.write_batching_parameters(export_root)
+    return version_dir

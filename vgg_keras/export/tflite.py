@@ -1,0 +1,268 @@
+"""TFLite conversion in four modes, each checked against the Keras model.
+
+Every TFLite model takes float32 RGB in [0, 255] (`[1, size, size, 3]`; int8 for
+full-integer models, quantised with the input's scale and zero point): normalisation is
+inside, as in the SavedModel. `tflite_parity_report` runs the TFLite interpreter and the
+Keras model on the same held-out images and reports how far apart they are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import warnings
+from typing import Any, Callable, Iterable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from vgg_keras.export import saved_model as saved_model_lib
+
+__all__ = ["QUANTIZATIONS", "export_tflite", "representative_images", "tflite_parity_report", "run_tflite"]
+
+QUANTIZATIONS = ("float32", "float16", "dynamic_int8", "int8")
+DEFAULT_CALIBRATION_IMAGES = 100
+
+
+def with_normalizer(model: keras.Model, preprocessing=None, image_size: int | None = None) -> keras.Model:
+    """`model` taking RGB [0, 255] at a fixed size: the normalisation prepended when needed.
+
+    Args:
+        model: A vgg_keras classifier or a `.keras` path.
+        preprocessing: As for `export_saved_model` (None for models with a "preprocessing" layer).
+        image_size: Input side (default: the head's base size).
+
+    Returns:
+        A `keras.Model` with input `[None, image_size, image_size, 3]`.
+    """
+    model = saved_model_lib.load_model(model)
+    normalizer = saved_model_lib.resolve_normalizer(model, preprocessing)
+    size = saved_model_lib.base_size(model) if image_size is None else image_size
+    if normalizer is None and tuple(model.input_shape[1:3]) == (size, size):
+        return model
+    inputs = keras.Input((size, size, 3), name="images")
+    outputs = model(normalizer(inputs) if normalizer is not None else inputs)
+    return keras.Model(inputs, outputs, name=f"{model.name}_rgb")
+
+
+def _as_batches(data, limit: int) -> Iterable[np.ndarray]:
+    """Single images `[1, H, W, 3]` float32 from an array, a tf.data dataset or an iterable."""
+    if isinstance(data, tf.data.Dataset):
+        data = data.as_numpy_iterator()
+    count = 0
+    for item in data:
+        images = item[0] if isinstance(item, (tuple, list)) else item
+        images = np.asarray(images, dtype=np.float32)
+        for image in images.reshape((-1,) + images.shape[-3:]):
+            if count >= limit:
+                return
+            count += 1
+            yield image[np.newaxis]
+
+
+def representative_images(source, *, image_size: int, resize_size: int | None = None,
+                          num_images: int = DEFAULT_CALIBRATION_IMAGES) -> np.ndarray:
+    """Calibration / held-out images from an input pipeline source (centre crops, RGB [0, 255]).
+
+    Args:
+        source: A `vgg_keras.data.Source` (e.g. `data.get_source("builtin", "validation")`).
+        image_size: Crop side (the model's input size).
+        resize_size: Smallest side before the crop (default: the serving default, 256/224).
+        num_images: How many images.
+
+    Returns:
+        float32 `[num_images, image_size, image_size, 3]` (fewer if the source is smaller).
+    """
+    from vgg_keras import data as data_lib
+    from vgg_keras.export.signatures import default_resize_size
+
+    scale = default_resize_size(image_size) if resize_size is None else resize_size
+    dataset = data_lib.eval_dataset(source, batch_size=32, scale=scale, crop_size=image_size).unbatch()
+    images = [image for image, _ in dataset.take(num_images).as_numpy_iterator()]
+    if not images:
+        raise ValueError(f"source {source!r} yielded no images.")
+    return np.stack(images)
+
+
+def _converter(rgb_model: keras.Model, workdir: str) -> tf.lite.TFLiteConverter:
+    size = rgb_model.input_shape[1]
+    path = os.path.join(workdir, "saved_model")
+    # Through a SavedModel: its variables are frozen into the flatbuffer (a concrete
+    # function of a Keras 3 model would keep them as unsupported resource variables).
+    rgb_model.export(path, format="tf_saved_model", verbose=False,
+                     input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32)])
+    return tf.lite.TFLiteConverter.from_saved_model(path)
+
+
+def _configure(converter, quantization: str, representative_dataset, calibration_images: int) -> None:
+    if quantization == "float32":
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "int8":
+        if representative_dataset is None:
+            raise ValueError(
+                "quantization='int8' needs representative_dataset (images RGB [0, 255], e.g. "
+                "representative_images(source, image_size=...)); allowed for the others: None."
+            )
+        converter.representative_dataset = lambda: ([x] for x in _as_batches(representative_dataset, calibration_images))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+
+
+def export_tflite(
+    model: keras.Model | str,
+    output_path: str,
+    *,
+    quantization: str = "float32",
+    representative_dataset=None,
+    preprocessing: str | Callable | None = None,
+    image_size: int | None = None,
+    calibration_images: int = DEFAULT_CALIBRATION_IMAGES,
+    overwrite: bool = False,
+) -> str:
+    """Converts a classifier to a `.tflite` file taking RGB [0, 255] images.
+
+    Args:
+        model: A vgg_keras classifier or the path of a `.keras` file.
+        output_path: The `.tflite` file to write.
+        quantization: "float32"; "float16" (weights in float16); "dynamic_int8" (int8
+            weights, float activations); "int8" (full-integer: int8 weights, activations,
+            input and output, calibrated on `representative_dataset`).
+        representative_dataset: For "int8": images `[N, size, size, 3]` RGB [0, 255] as an
+            array, a `tf.data.Dataset` of images or (images, labels) batches, or an iterable.
+        preprocessing: As for `export_saved_model`.
+        image_size: Input side (default: the head's base size).
+        calibration_images: How many representative images to use.
+        overwrite: Replace an existing file.
+
+    Returns:
+        `output_path`.
+
+    Raises:
+        ValueError: For an unknown quantization, "int8" without data, or an existing file.
+    """
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization={quantization!r}; allowed: {', '.join(map(repr, QUANTIZATIONS))}.")
+    if os.path.exists(output_path) and not overwrite:
+        raise ValueError(f"output_path={output_path!r} exists; pass overwrite=True to replace it.")
+    rgb_model = with_normalizer(model, preprocessing, image_size)
+    with tempfile.TemporaryDirectory() as workdir:
+        converter = _converter(rgb_model, workdir)
+        _configure(converter, quantization, representative_dataset, calibration_images)
+        flatbuffer = converter.convert()
+    os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
+    with open(output_path, "wb") as f:
+        f.write(flatbuffer)
+    return output_path
+
+
+# --------------------------------------------------------------------------- parity
+
+
+def _interpreter(tflite_path: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice (LiteRT)
+        interpreter = tf.lite.Interpreter(model_path=tflite_path)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def _quantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero_point = detail["quantization"]
+    if not scale:
+        return values.astype(detail["dtype"])
+    info = np.iinfo(detail["dtype"])
+    return np.clip(np.round(values / scale + zero_point), info.min, info.max).astype(detail["dtype"])
+
+
+def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero_point = detail["quantization"]
+    values = values.astype(np.float32)
+    return (values - zero_point) * scale if scale else values
+
+
+def run_tflite(tflite_path: str, images: np.ndarray) -> tuple[np.ndarray, float]:
+    """Runs a TFLite classifier image by image.
+
+    Args:
+        tflite_path: A file written by `export_tflite`.
+        images: float32 `[N, size, size, 3]` RGB [0, 255].
+
+    Returns:
+        (probabilities float32 `[N, classes]`, mean seconds per image of `invoke`).
+    """
+    interpreter = _interpreter(tflite_path)
+    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    outputs, seconds = [], 0.0
+    for image in np.asarray(images, dtype=np.float32):
+        interpreter.set_tensor(source["index"], _quantize(image[np.newaxis], source))
+        start = time.perf_counter()
+        interpreter.invoke()
+        seconds += time.perf_counter() - start
+        outputs.append(_dequantize(interpreter.get_tensor(target["index"]), target)[0])
+    return np.stack(outputs), seconds / max(len(outputs), 1)
+
+
+def _keras_bytes(model: keras.Model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.weights)) * 4
+
+
+def tflite_parity_report(
+    keras_model: keras.Model | str,
+    tflite_path: str,
+    images: np.ndarray,
+    *,
+    preprocessing: str | Callable | None = None,
+    output_path: str | None = None,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Compares a TFLite model with the Keras model on held-out images.
+
+    Args:
+        keras_model: The model that was converted (or its `.keras` path).
+        tflite_path: The converted file.
+        images: float32 `[N, size, size, 3]` RGB [0, 255], not used for calibration.
+        preprocessing: As given to `export_tflite`.
+        output_path: Where to save the report as JSON (default: `<tflite_path>.parity.json`).
+        verbose: Print the report.
+
+    Returns:
+        `{"tflite_path", "num_images", "max_abs_diff", "mean_abs_diff", "top1_agreement",
+        "tflite_bytes", "keras_float32_bytes", "size_ratio", "tflite_ms_per_image",
+        "report_path"}`; differences are of probabilities, latency is the interpreter's
+        `invoke` per image (batch 1) on this machine.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    rgb_model = with_normalizer(keras_model, preprocessing, images.shape[1])
+    expected = np.asarray(rgb_model.predict(images, batch_size=32, verbose=0), dtype=np.float32)
+    actual, tflite_seconds = run_tflite(tflite_path, images)
+    difference = np.abs(actual - expected)
+    report = dict(
+        tflite_path=os.path.abspath(tflite_path),
+        num_images=int(len(images)),
+        max_abs_diff=float(difference.max()),
+        mean_abs_diff=float(difference.mean()),
+        top1_agreement=float(np.mean(actual.argmax(-1) == expected.argmax(-1))),
+        tflite_bytes=os.path.getsize(tflite_path),
+        keras_float32_bytes=_keras_bytes(rgb_model),
+        tflite_ms_per_image=1000 * tflite_seconds,
+    )
+    report["size_ratio"] = report["tflite_bytes"] / report["keras_float32_bytes"]
+    report["report_path"] = output_path or f"{tflite_path}.parity.json"
+    with open(report["report_path"], "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    if verbose:
+        print(format_report(report))
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """One readable line per field of a parity report."""
+    return "\n".join(f"{key:>20}: {value:.6g}" if isinstance(value, float) else f"{key:>20}: {value}"
+                     for key, value in report.items())
