@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from absl import logging
 import tensorflow as tf
 
 from vgg_keras.data import augment, crops
@@ -350,3 +351,30 @@ def multicrop_eval_examples(source: Source, *, scale: int, crop_size: int = 224,
         lambda encoded: crops.multi_crop(decode_resize(encoded, scale), crop_size, grid, flips),
         preprocess, input_context, None)
     return dataset.prefetch(_AUTOTUNE)
+
+
+def find_undecodable(source: Source) -> list[int]:
+    """Indices of the source's examples that cannot be decoded (the ones pipelines skip).
+
+    One parallel pass over the source: every example is decoded (full decode, any
+    format) and those raising a decode error are reported. The count is logged, so a
+    dataset can be checked before a long run; the pipelines themselves skip bad images
+    and ``tf.data`` logs each skip as a warning.
+
+    Args:
+      source: a :class:`~vgg_keras.data.sources.Source` (finite).
+
+    Returns:
+      Sorted indices (in ``source.dataset`` order) of undecodable examples.
+    """
+    if not isinstance(source, Source):
+        raise TypeError(f"`source` must be a vgg_keras.data.Source, got {type(source)}.")
+    decoded = source.dataset.enumerate().map(
+        lambda index, example: (index, tf.shape(crops.decode_image(example["image"]))),
+        num_parallel_calls=_AUTOTUNE).ignore_errors()
+    good = {int(index) for index, _ in decoded.as_numpy_iterator()}
+    total = int(source.dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+    bad = sorted(set(range(total)) - good)
+    logging.warning("%d of %d images cannot be decoded; the pipelines skip them%s",
+                    len(bad), total, f" (indices {bad[:20]}...)" if bad else "")
+    return bad

@@ -15,17 +15,23 @@ from PIL import Image
 import tensorflow as tf
 
 
-def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A smooth, low-frequency uint8 RGB image (sums of random sinusoids).
+def smooth_image(height: int, width: int, seed: int = 0, cycles: float = 2.5) -> np.ndarray:
+    """A smooth, low-frequency uint8 RGB image (one random sinusoid per channel).
 
     Smooth content makes resize-order differences small, so two resampling paths can be
     compared with a tight tolerance.
+
+    Args:
+      height: image height.
+      width: image width.
+      seed: random seed of the frequencies and phases.
+      cycles: largest number of periods across the image per axis.
     """
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     channels = []
     for _ in range(3):
-        fy, fx = rng.uniform(0.5, 2.5, 2) * 2 * np.pi
+        fy, fx = rng.uniform(0.2, 1.0, 2) * cycles * 2 * np.pi
         phase = rng.uniform(0, 2 * np.pi)
         channels.append(np.sin(fy * yy / height + fx * xx / width + phase))
     image = 127.5 + 100 * np.stack(channels, axis=-1)
