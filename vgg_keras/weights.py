@@ -520,7 +520,7 @@ def read_weights(path, model: keras.Model, arch: str) -> dict[str, list[np.ndarr
         raise
     except Exception as error:  # h5py / zip / safetensors / torch parse errors of damaged files
         raise ValueError(f"Cannot read weights file {path} ({kind}): {error}. It may be truncated or corrupt.") from error
-    return from_torch_layout(state, arch)
+    return from_torch_layout(state, arch, source=f"Weights file {path}")
 
 
 # --------------------------------------------------------------------------- torchvision / timm layout
@@ -581,7 +581,9 @@ def _head_keys(state: Mapping[str, np.ndarray]) -> dict[str, tuple[str, bool]]:
     return {"fc1": ("classifier.0", False), "fc2": ("classifier.3", False), "predictions": ("classifier.6", False)}
 
 
-def from_torch_layout(state: Mapping[str, np.ndarray], arch: str) -> dict[str, list[np.ndarray]]:
+def from_torch_layout(
+    state: Mapping[str, np.ndarray], arch: str, source: str = "The state dict"
+) -> dict[str, list[np.ndarray]]:
     """Converts a torchvision (or timm) VGG state dict to `{keras_layer_name: [arrays]}`.
 
     Conv kernels go OIHW -> HWIO; BatchNorm keeps weight, bias, running mean and variance
@@ -592,6 +594,7 @@ def from_torch_layout(state: Mapping[str, np.ndarray], arch: str) -> dict[str, l
     Args:
         state: The state dict as NumPy arrays.
         arch: The model name whose `features.<i>` numbering applies.
+        source: Names the origin in error messages.
 
     Returns:
         Arrays per Keras layer name.
@@ -625,7 +628,7 @@ def from_torch_layout(state: Mapping[str, np.ndarray], arch: str) -> dict[str, l
     if missing or state:
         extra = [f"{k} {tuple(v.shape)}" for k, v in state.items()]
         raise ValueError(
-            f"The state dict does not fit {arch}: missing {_first(missing)}; unexpected {_first(extra)}."
+            f"{source} does not fit {arch}: missing {_first(missing)}; unexpected {_first(extra)}."
         )
     return tensors
 
