@@ -89,18 +89,22 @@ class ModelRunner:
     activation: Callable
 
     def __post_init__(self):
-        self._compiled = tf.function(
-            self._posteriors,
-            input_signature=[
-                tf.TensorSpec([None, None, None, None], tf.float32),
-                tf.TensorSpec([None, 2], tf.int32),
-            ],
-        )
+        image_spec = tf.TensorSpec([None, None, None, None], tf.float32)
+        self._masked = tf.function(self._masked_posteriors, input_signature=[image_spec, tf.TensorSpec([None, 2], tf.int32)])
+        self._full = tf.function(self._full_posteriors, input_signature=[image_spec])
 
-    def _posteriors(self, images: tf.Tensor, sizes: tf.Tensor) -> tf.Tensor:
-        x = self.preprocess(images) if self.preprocess is not None else images
-        x = tf.convert_to_tensor(x, tf.float32)
-        size = sizes
+    def _normalised(self, images: tf.Tensor) -> tf.Tensor:
+        return tf.convert_to_tensor(self.preprocess(images) if self.preprocess is not None else images, tf.float32)
+
+    def _full_posteriors(self, images: tf.Tensor) -> tf.Tensor:
+        # Unpadded images (crops): no masks, which would only cost memory traffic.
+        x = self._normalised(images)
+        for layer in self.layers:
+            x = layer(x, training=False)
+        return self.activation(tf.reduce_mean(x, axis=[1, 2]))
+
+    def _masked_posteriors(self, images: tf.Tensor, sizes: tf.Tensor) -> tf.Tensor:
+        x, size = self._normalised(images), sizes
         for layer in [None] + self.layers:
             if layer is not None:
                 x = layer(x, training=False)
@@ -118,7 +122,7 @@ class ModelRunner:
             images: `float32 [B, H, W, 3]` RGB in 0..255, each image in the top-left
                 `sizes[b]` corner, anything (usually zeros) elsewhere.
             sizes: `int32 [B, 2]` valid (height, width) of each image, each at least
-                `base_size`; None means every image fills the batch.
+                `base_size`; None means every image fills the batch (no masking needed).
 
         Returns:
             `float32 [B, classes]`: class scores averaged over each image's valid score
@@ -126,9 +130,8 @@ class ModelRunner:
         """
         images = tf.convert_to_tensor(images, tf.float32)
         if sizes is None:
-            shape = tf.shape(images)
-            sizes = tf.tile(shape[None, 1:3], [shape[0], 1])
-        return self._compiled(images, tf.cast(sizes, tf.int32))
+            return self._full(images)
+        return self._masked(images, tf.cast(sizes, tf.int32))
 
 
 def _activation_of(conv_model: keras.Model) -> Callable:
@@ -173,3 +176,27 @@ def prepare_model(model: keras.Model, preprocess: Preprocess | None = None, name
         preprocess=preprocess,
         activation=_activation_of(conv_model),
     )
+
+
+def load_model(spec: str, **build_kwargs) -> keras.Model:
+    """A model from a command-line style spec: a saved model file or a model name.
+
+    Args:
+        spec: Path to a `.keras` / `.h5` model file (loaded with `keras.saving.load_model`),
+            or a name `vgg_keras.build` accepts ("vgg16", "D", "vgg11_bn", ...).
+        **build_kwargs: `vgg_keras.build` arguments (weights, classes, width_multiplier, ...)
+            for a model name; ignored for files.
+
+    Returns:
+        The `keras.Model`.
+
+    Raises:
+        ValueError: If `spec` is neither an existing model file nor a known model name.
+    """
+    if spec.endswith((".keras", ".h5")):
+        if not tf.io.gfile.exists(spec):
+            raise ValueError(f"model={spec!r}: no such model file; allowed: an existing .keras/.h5 file or a model name.")
+        from vgg_keras import preprocessing  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import  (registers layers)
+
+        return keras.saving.load_model(spec, compile=False)
+    return models_lib.build(spec, **build_kwargs)
