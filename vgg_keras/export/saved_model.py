@@ -19,6 +19,7 @@ __all__ = ["export_saved_model", "load_model", "resolve_normalizer", "EXPORT_INF
 EXPORT_INFO = "vgg_keras_export.json"
 PREPROCESSING_LAYER = "preprocessing"
 NO_PREPROCESSING = "none"
+DEFAULT_TOP_K = 5
 
 
 def load_model(model: keras.Model | str | os.PathLike) -> keras.Model:
@@ -125,6 +126,7 @@ def _serving_spec(model, mode, image_size, resize_size, top_k, class_names) -> s
         raise ValueError(f"image_size={image_size}; the model's dense head takes exactly {base}x{base} crops.")
     resize_size = signatures_lib.default_resize_size(image_size) if resize_size is None else resize_size
     _check_size("resize_size", resize_size, image_size)
+    top_k = min(DEFAULT_TOP_K, classes) if top_k is None else top_k
     _check_size("top_k", top_k, 1)
     if top_k > classes:
         raise ValueError(f"top_k={top_k}; allowed: 1 to the number of classes ({classes}).")
@@ -163,7 +165,7 @@ def export_saved_model(
     mode: str = "center",
     image_size: int | None = None,
     resize_size: int | None = None,
-    top_k: int = 5,
+    top_k: int | None = None,
     class_names: Sequence[str] | None = None,
     preprocessing: str | Callable | None = None,
     include_float_signature: bool = True,
@@ -189,7 +191,7 @@ def export_saved_model(
             (smallest side to `resize_size`, whole image through the fully-convolutional form).
         image_size: Crop side in center mode (default: the head's base size).
         resize_size: Smallest side after rescaling (default: 256/224 of the crop, e.g. 256 for 224).
-        top_k: Size of the top-k outputs.
+        top_k: Size of the top-k outputs (default: 5, or the number of classes if fewer).
         class_names: One name per class (default: ImageNet names for 1000 classes, else indices).
         preprocessing: Normalisation for models without a "preprocessing" layer (see
             `resolve_normalizer`); must be None for models that have one.

@@ -1,0 +1,78 @@
+"""Exports a VGG classifier for TF Serving (SavedModel) and TFLite; see recipes/README.md.
+
+    python recipes/export.py --model=runs/quickstart/model.keras --model_name=quickstart \
+        --tflite=float32,float16,dynamic_int8,int8 --dataset=builtin
+    python recipes/export.py --model=vgg16 --weights=imagenet --mode=dense     # ImageNet VGG16
+    python recipes/export.py --model=d.keras --preprocessing=mean_rgb --version=3
+
+Writes savedmodels/<name>/<version>/ (next free version unless --version), updates
+savedmodels/models.config and the batching parameters file, and for each --tflite mode
+<tflite_dir>/<name>_<mode>.tflite with a parity report (<file>.parity.json) computed on
+held-out images of --dataset (calibration images for int8 come from its --calibration_split).
+"""
+
+import os
+
+from absl import app, flags
+
+from vgg_keras import data
+from vgg_keras.evaluation import forward
+from vgg_keras.export import saved_model
+from vgg_keras.export import signatures
+from vgg_keras.export import tflite
+
+_MODEL = flags.DEFINE_string("model", None, "Model file (.keras) or name (vgg16, D, ...).")
+_WEIGHTS = flags.DEFINE_string("weights", None, "Weights tag or file for a model given by name.")
+_EXPORT_ROOT = flags.DEFINE_string("export_root", "savedmodels", "TF Serving model repository.")
+_NAME = flags.DEFINE_string("model_name", None, "Serving name and directory (default: the model's name).")
+_VERSION = flags.DEFINE_integer("version", None, "Version number (default: next free; never overwritten).")
+_MODE = flags.DEFINE_enum("mode", "center", list(signatures.MODES), "center crop or dense (whole image) evaluation.")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Centre-crop side (default: the head's base size).")
+_RESIZE = flags.DEFINE_integer("resize_size", None, "Smallest side before cropping (default: 256/224 of the crop).")
+_TOP_K = flags.DEFINE_integer("top_k", None, "Classes in the top-k outputs (default: 5, fewer for fewer classes).")
+_PREPROCESSING = flags.DEFINE_string(
+    "preprocessing", None, "For models without a preprocessing layer: caffe, torch, mean_rgb or none.")
+_FLOAT_SIGNATURE = flags.DEFINE_bool("float_signature", True, "Add the predict_float signature.")
+_TFLITE = flags.DEFINE_list("tflite", [], f"TFLite modes to convert, any of {tflite.QUANTIZATIONS}.")
+_TFLITE_DIR = flags.DEFINE_string("tflite_dir", "savedmodels/tflite", "Where to write .tflite files and reports.")
+_DATASET = flags.DEFINE_string("dataset", None, "Source for class names, calibration and parity images "
+                               "(builtin, folder:/path, tfrecord:/glob or a TFDS name).")
+_SPLIT = flags.DEFINE_string("split", "validation", "Held-out split for the parity reports.")
+_CALIBRATION_SPLIT = flags.DEFINE_string("calibration_split", "train", "Split for int8 calibration images.")
+_NUM_IMAGES = flags.DEFINE_integer("num_images", 100, "Images for calibration and for each parity report.")
+flags.mark_flags_as_required(["model"])
+
+
+def _export_tflite(model, source_fn) -> None:
+    size = _IMAGE_SIZE.value or saved_model.base_size(model)
+    images = lambda split: tflite.representative_images(  # noqa: E731
+        source_fn(split), image_size=size, resize_size=_RESIZE.value, num_images=_NUM_IMAGES.value)
+    held_out = images(_SPLIT.value)
+    calibration = images(_CALIBRATION_SPLIT.value) if "int8" in _TFLITE.value else None
+    name = _NAME.value or model.name
+    for quantization in _TFLITE.value:
+        path = os.path.join(_TFLITE_DIR.value, f"{name}_{quantization}.tflite")
+        print(f"--- {quantization}: {path}")
+        tflite.export_tflite(model, path, quantization=quantization, representative_dataset=calibration,
+                             preprocessing=_PREPROCESSING.value, image_size=size, overwrite=True)
+        tflite.tflite_parity_report(model, path, held_out, preprocessing=_PREPROCESSING.value)
+
+
+def main(argv):
+    del argv
+    source_fn = (lambda split: data.get_source(_DATASET.value, split)) if _DATASET.value else None
+    if _TFLITE.value and source_fn is None:
+        raise app.UsageError("--tflite needs --dataset (held-out images for the parity reports).")
+    class_names = source_fn(_SPLIT.value).class_names if source_fn else None
+    model = forward.load_model(_MODEL.value, weights=_WEIGHTS.value)
+    version_dir = saved_model.export_saved_model(
+        model, _EXPORT_ROOT.value, _NAME.value, _VERSION.value, mode=_MODE.value, image_size=_IMAGE_SIZE.value,
+        resize_size=_RESIZE.value, top_k=_TOP_K.value, class_names=class_names, preprocessing=_PREPROCESSING.value,
+        include_float_signature=_FLOAT_SIGNATURE.value)
+    print(f"SavedModel: {version_dir}")
+    if _TFLITE.value:
+        _export_tflite(model, source_fn)
+
+
+if __name__ == "__main__":
+    app.run(main)
