@@ -56,6 +56,8 @@ __all__ = [
     "cache_dir",
     "fetch",
     "read_weights",
+    "read_state_dict",
+    "sniff_format",
     "assign_weights",
     "load_weights",
     "save_weights",
@@ -260,7 +262,7 @@ def preprocessing_mode_for(weights, arch: str | None = None, default: str = prep
                 "or a source tag such as 'imagenet-keras' or 'imagenet-torchvision'."
             )
         return resolve_weights(weights, arch).preprocessing if arch is not None else modes.pop()
-    return _FORMAT_MODES.get(_sniff(_checked_path(weights))) or _recorded_mode(weights) or default
+    return _FORMAT_MODES.get(sniff_format(_checked_path(weights))) or _recorded_mode(weights) or default
 
 
 # --------------------------------------------------------------------------- download, verify, cache
@@ -380,8 +382,8 @@ def _checked_path(path) -> str:
     return os.fspath(path)
 
 
-def _sniff(path: str) -> str:
-    """The file's format from its first bytes: keras3_h5, keras_legacy_h5, keras_zip, torch, safetensors."""
+def sniff_format(path: str) -> str:
+    """The weights file's format from its first bytes: keras3_h5, keras_legacy_h5, keras_zip, torch, safetensors."""
     with open(path, "rb") as f:
         head = f.read(16)
     if head.startswith(_HDF5_MAGIC):
@@ -405,7 +407,7 @@ def _sniff(path: str) -> str:
 
 def _recorded_mode(path) -> str | None:
     """The preprocessing mode `save_weights` recorded in a Keras 3 file, if any."""
-    if _sniff(os.fspath(path)) != "keras3_h5":
+    if sniff_format(os.fspath(path)) != "keras3_h5":
         return None
     with h5py.File(path, "r") as h5:
         mode = h5.attrs.get(PREPROCESSING_ATTR)
@@ -470,7 +472,8 @@ def _read_hdf5(source, model: keras.Model) -> dict[str, list[np.ndarray]]:
         return _read_keras3_h5(h5, model)
 
 
-def _read_state_dict(path: str, kind: str) -> dict[str, np.ndarray]:
+def read_state_dict(path: str, kind: str) -> dict[str, np.ndarray]:
+    """A PyTorch state dict (`kind` "torch") or safetensors file as NumPy arrays (float32 for torch)."""
     if kind == "safetensors":
         from safetensors.numpy import load_file
 
@@ -508,14 +511,14 @@ def read_weights(path, model: keras.Model, arch: str) -> dict[str, list[np.ndarr
         ImportError: For a .pth file without PyTorch installed.
     """
     path = _checked_path(path)
-    kind = _sniff(path)
+    kind = sniff_format(path)
     try:
         if kind in ("keras3_h5", "keras_legacy_h5"):
             return _read_hdf5(path, model)
         if kind == "keras_zip":
             with zipfile.ZipFile(path) as archive:
                 return _read_hdf5(io.BytesIO(archive.read("model.weights.h5")), model)
-        state = _read_state_dict(path, kind)
+        state = read_state_dict(path, kind)
     except (ImportError, ValueError):
         raise
     except Exception as error:  # h5py / zip / safetensors / torch parse errors of damaged files
