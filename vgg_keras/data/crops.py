@@ -85,6 +85,16 @@ def resize_smallest_side(image: tf.Tensor, size) -> tf.Tensor:
     return resized
 
 
+def _checked_shape(image: tf.Tensor, crop_size: int, op: str) -> tf.Tensor:
+    """``tf.shape(image)``, failing at run time if the image is smaller than the crop."""
+    shape = tf.shape(image)
+    check = tf.debugging.assert_greater_equal(
+        tf.reduce_min(shape[:2]), crop_size,
+        message=f"{op}: image smaller than crop_size={crop_size}")
+    with tf.control_dependencies([check]):
+        return tf.identity(shape)
+
+
 def center_crop(image: tf.Tensor, crop_size: int) -> tf.Tensor:
     """Takes the central ``crop_size x crop_size`` window.
 
@@ -101,13 +111,9 @@ def center_crop(image: tf.Tensor, crop_size: int) -> tf.Tensor:
       tf.errors.InvalidArgumentError: (when run) if the image is smaller than the crop.
     """
     _check_positive_int("crop_size", crop_size)
-    shape = tf.shape(image)
-    with tf.control_dependencies([
-            tf.debugging.assert_greater_equal(
-                tf.reduce_min(shape[:2]), crop_size,
-                message=f"center_crop: image smaller than crop_size={crop_size}")]):
-        top = (shape[0] - crop_size) // 2
-        left = (shape[1] - crop_size) // 2
+    shape = _checked_shape(image, crop_size, "center_crop")
+    top = (shape[0] - crop_size) // 2
+    left = (shape[1] - crop_size) // 2
     crop = tf.slice(image, tf.stack([top, left, 0]), tf.stack([crop_size, crop_size, -1]))
     crop.set_shape([crop_size, crop_size, image.shape[-1]])
     return crop
@@ -142,17 +148,13 @@ def multi_crop(image: tf.Tensor, crop_size: int, grid: int = 5, flips: bool = Tr
     """
     _check_positive_int("crop_size", crop_size)
     _check_positive_int("grid", grid)
-    shape = tf.shape(image)
-    with tf.control_dependencies([
-            tf.debugging.assert_greater_equal(
-                tf.reduce_min(shape[:2]), crop_size,
-                message=f"multi_crop: image smaller than crop_size={crop_size}")]):
-        if grid == 1:
-            tops = tf.reshape((shape[0] - crop_size) // 2, [1])
-            lefts = tf.reshape((shape[1] - crop_size) // 2, [1])
-        else:
-            tops = grid_offsets(shape[0], crop_size, grid)
-            lefts = grid_offsets(shape[1], crop_size, grid)
+    shape = _checked_shape(image, crop_size, "multi_crop")
+    if grid == 1:
+        tops = tf.reshape((shape[0] - crop_size) // 2, [1])
+        lefts = tf.reshape((shape[1] - crop_size) // 2, [1])
+    else:
+        tops = grid_offsets(shape[0], crop_size, grid)
+        lefts = grid_offsets(shape[1], crop_size, grid)
     crops = [
         tf.slice(image, tf.stack([tops[i], lefts[j], 0]), tf.stack([crop_size, crop_size, -1]))
         for i in range(grid) for j in range(grid)
