@@ -320,3 +320,76 @@ def test_grpc_request_decodes_to_signature_inputs_and_response_parses(center, jp
     np.testing.assert_array_equal(tf.make_ndarray(tensor_request.inputs["images"]), pixels)
     with pytest.raises(ValueError, match="at most one"):
         client.grpc_request(jpegs, "tiny", version=1, version_label="stable")
+
+
+def _serve_rest(loaded):
+    """A stand-in for TF Serving's REST API on 127.0.0.1: runs the reloaded signatures."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            self.server.paths.append(self.path)
+            images = body["inputs"]["images"]
+            value = [base64.b64decode(i["b64"]) for i in images] if isinstance(images[0], dict) else np.uint8(images)
+            try:
+                out = _call(loaded, body["signature_name"], images=tf.constant(value))
+                status, reply = 200, {"outputs": {k: (v.astype(str) if v.dtype == object else v).tolist()
+                                                  for k, v in out.items()}}
+            except tf.errors.InvalidArgumentError as error:
+                status, reply = 400, {"error": error.message}
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(json.dumps(reply).encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    server.paths = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_predict_rest_against_a_local_server(center, jpegs):
+    server = _serve_rest(center)
+    try:
+        result = client.predict_rest(jpegs[:2], "tiny", host="127.0.0.1", port=server.server_port, version=3)
+        expected = _call(center, "serving_default", images=tf.constant(jpegs[:2]))
+        np.testing.assert_allclose(result["probabilities"], expected["probabilities"], atol=1e-6)
+        assert result["top_k_classes"].tolist() == [[n.decode() for n in row] for row in expected["top_k_classes"]]
+        assert server.paths == ["/v1/models/tiny/versions/3:predict"]
+        with pytest.raises(ValueError, match="Unknown image file format"):
+            client.predict_rest([b"not an image"], "tiny", host="127.0.0.1", port=server.server_port)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_predict_grpc_against_a_local_server(center, jpegs):
+    pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2_grpc")
+    from concurrent import futures
+
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):  # noqa: N802
+            images = tf.constant(tf.make_ndarray(request.inputs["images"]))
+            response = predict_pb2.PredictResponse()
+            for key, value in center.signatures[request.model_spec.signature_name](images=images).items():
+                response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+            return response
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Servicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        result = client.predict_grpc(jpegs, "tiny", target=f"127.0.0.1:{port}")
+        expected = _call(center, "serving_default", images=tf.constant(jpegs))
+        np.testing.assert_array_equal(result["probabilities"], expected["probabilities"])
+        assert client.as_labels(result)[0][0][0] == expected["top_k_classes"][0][0].decode()
+    finally:
+        server.stop(None)
