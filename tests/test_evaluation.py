@@ -14,7 +14,7 @@ from vgg_keras import models
 from vgg_keras import preprocessing
 from vgg_keras.data import crops as crops_lib
 from vgg_keras.data.sources import Source
-from vgg_keras.evaluation import inputs, metrics, plots, protocol
+from vgg_keras.evaluation import forward, inputs, metrics, plots, protocol
 from vgg_keras.evaluation.forward import prepare_model
 
 CLASSES = 6
@@ -292,3 +292,5 @@ def test_bad_arguments_are_named(runner, kwargs, match):
 def test_non_models_are_rejected():
     with pytest.raises(TypeError, match="keras.Model"):
         prepare_model("vgg16")
+    with pytest.raises(ValueError, match="model="):
+        forward.load_model("missing/model.keras")

@@ -155,11 +155,17 @@ def prepare_model(model: keras.Model, preprocess: Preprocess | None = None, name
         A `ModelRunner`.
 
     Raises:
-        ValueError: If the model has no classifier, is not a chain, or would be normalised twice.
+        ValueError: If the model has no classifier, is not a chain, would be normalised twice,
+            or Keras does not run on the TensorFlow backend.
         TypeError: If `model` is not a `keras.Model` or `preprocess` is not callable.
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"model must be a keras.Model; received {type(model).__name__}.")
+    if keras.backend.backend() != "tensorflow":
+        # The padded forward pass runs the layers inside tf.function, fed by tf.data.
+        raise ValueError(
+            f"vgg_keras.evaluation needs KERAS_BACKEND='tensorflow'; the backend is {keras.backend.backend()!r}."
+        )
     if preprocess is not None and not callable(preprocess):
         raise TypeError(f"preprocess must be callable or None; received {preprocess!r}.")
     conv_model = models_lib.to_fully_convolutional(model)
