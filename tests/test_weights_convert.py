@@ -28,6 +28,7 @@ def test_convert_torch_file_and_compare(tmp_path):
     np.testing.assert_allclose(model.predict(image, verbose=0), expected, atol=1e-5)
 
 
+@pytest.mark.slow  # a subprocess importing TensorFlow and PyTorch
 def test_recipe_runs_and_reports(tmp_path):
     pytest.importorskip("torch")
     module = reference.torch_model("vgg13", width_multiplier=0.125, fc_units=16, classes=10, pool_size=1)
