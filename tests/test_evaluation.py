@@ -33,6 +33,8 @@ def _randomise(model: keras.Model, seed: int = 0) -> keras.Model:
         if not values:
             continue
         if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, variance = (rng.uniform(0.5, 1.5, v.shape).astype("float32") for v in values)
+            layer.set_weights([gamma, beta - 0.5, mean - 1.0, variance])
             continue
         kernel, bias = values[0], values[1]
         fan_in = int(np.prod(kernel.shape[:-1]))
@@ -161,6 +163,14 @@ def test_padded_batched_dense_equals_per_image_dense(model, runner, flip):
     batch, sizes = _padded(images)
     batched = protocol.dense_posteriors(_scores_runner(runner), batch, sizes, flip=flip).numpy()
     np.testing.assert_allclose(batched, _per_image_scores(model, images, flip), rtol=1e-4, atol=1e-4)
+
+
+def test_padded_dense_with_lrn_and_batch_norm_layers():
+    model = _tiny("A-LRN", seed=5, batch_norm=True)
+    images = [_image(96, 64, 10), _image(64, 71, 11)]
+    batch, sizes = _padded(images)
+    batched = protocol.dense_posteriors(_scores_runner(prepare_model(model)), batch, sizes, flip=False).numpy()
+    np.testing.assert_allclose(batched, _per_image_scores(model, images, False), rtol=1e-4, atol=1e-4)
 
 
 def test_zero_padding_without_masks_would_differ(model):

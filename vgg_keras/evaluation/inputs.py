@@ -83,7 +83,8 @@ def sample_images(source, scale: int, count: int) -> list:
     dataset = source.dataset.take(count).map(
         lambda example: tf.saturate_cast(tf.round(crops_lib.resize_smallest_side(_decoded(example["image"]), scale)), tf.uint8)
     )
-    return [image.numpy() for image in dataset]
+    # Skips the images evaluation skipped, so picture i still matches prediction i.
+    return [image.numpy() for image in dataset.ignore_errors()]
 
 
 __all__ = ["eval_batches", "sample_images", "view_key"]
