@@ -7,7 +7,14 @@
 
 from vgg_keras.training.callbacks import BestCheckpoint, CurvePlot, NaNGuard, ResumableBackup, plot_history
 from vgg_keras.training.config import base_config, paper_config, validate_config
-from vgg_keras.training.data import TrainingData, estimate_mean_rgb, load_sources, training_data
+from vgg_keras.training.data import (
+    TrainingData,
+    estimate_mean_rgb,
+    load_sources,
+    synthetic_training_data,
+    training_data,
+)
+from vgg_keras.training.experiment import ExperimentResult, run_experiment
 from vgg_keras.training.optimization import PlateauSchedule, apply_weight_decay, make_optimizer, scaled_learning_rate
 from vgg_keras.training.strategy import is_chief, make_strategy, worker_index
 from vgg_keras.training.trainer import RunPaths, TrainResult, build_model, compile_model, train, train_with_data, warm_start
@@ -15,6 +22,7 @@ from vgg_keras.training.trainer import RunPaths, TrainResult, build_model, compi
 __all__ = [
     "BestCheckpoint",
     "CurvePlot",
+    "ExperimentResult",
     "NaNGuard",
     "PlateauSchedule",
     "ResumableBackup",
@@ -32,9 +40,11 @@ __all__ = [
     "make_strategy",
     "paper_config",
     "plot_history",
+    "run_experiment",
     "scaled_learning_rate",
     "train",
     "train_with_data",
+    "synthetic_training_data",
     "training_data",
     "validate_config",
     "warm_start",

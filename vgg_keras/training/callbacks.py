@@ -5,7 +5,8 @@ the optimiser state: momentum buffers, `iterations`, the learning-rate variable)
 it lacks for a run killed mid-epoch: the state of other callbacks (the plateau schedule,
 the best checkpoint's best value), an explicit `restore()` that returns the global step so
 the trainer can finish the interrupted epoch instead of replaying it, and a refusal to
-back up a state whose loss is NaN/Inf, so the last good backup survives.
+back up a state whose loss or weights are NaN/Inf (training stops instead), so the last
+good backup survives.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         self.steps_per_epoch = steps_per_epoch
         self.stateful = dict(stateful or {})
         self.epochs_done = 0
+        self.failure = None
         self._state_path = os.path.join(backup_dir, _STATE_FILE)
 
     def _step(self) -> int:
@@ -90,7 +92,16 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         if not self.model.built:
             raise ValueError("ResumableBackup needs a built model; call restore() before fit.")
 
+    def _weights_finite(self) -> bool:
+        return all(bool(keras.ops.all(keras.ops.isfinite(w))) for w in self.model.trainable_weights)
+
     def _save_model(self):
+        # A NaN/Inf can reach the weights while the reported loss is still finite (it shows
+        # one step later); checking costs about as much as reading them for the backup.
+        if not self._weights_finite():
+            self.failure = {"step": self._step()}
+            self.model.stop_training = True
+            return
         os.makedirs(self.backup_dir, exist_ok=True)
         if os.path.exists(self._state_path):
             os.replace(self._state_path, f"{self._state_path}.bkp")
@@ -124,6 +135,10 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
     def __init__(self, filepath: str, monitor: str = "val_accuracy", verbose: int = 0):
         mode = "max" if "acc" in monitor else "min"
         super().__init__(filepath, monitor=monitor, save_best_only=True, mode=mode, verbose=verbose)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if all(math.isfinite(float(v)) for k, v in (logs or {}).items() if k.endswith("loss")):
+            super().on_epoch_end(epoch, logs)  # never a model with NaN/Inf losses as "best"
 
     def get_state(self) -> dict:
         """The best monitored value so far."""

@@ -174,6 +174,10 @@ def paper_config(arch: str, scale_min: int = 256, scale_max: int | None = None,
     config.model.arch = arch
     config.data.scale_min, config.data.scale_max = scale_min, scale_max
     config.data.eval_scale = scale_min if scale_min == scale_max else 384
+    # Table 3 is dense evaluation at one test scale.
+    config.after.evaluate = True
+    config.after.eval_methods = ("dense",)
+    config.after.eval_scales = (config.data.eval_scale,)
     if scale_min != scale_max:
         config.init.checkpoint = f"{runs_dir}/{_row_name(arch, 384, 384)}/model.keras"
         config.optimizer.learning_rate = 1e-3

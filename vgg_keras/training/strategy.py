@@ -35,12 +35,18 @@ def _multi_worker_strategy() -> tf.distribute.Strategy:
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
+def _local_devices() -> list[str]:
+    """All local GPUs; without GPUs every logical CPU device (e.g. configured for tests)."""
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return [device.name for device in devices]
+
+
 def make_strategy(name: str = "auto", tpu_address: str | None = None) -> tf.distribute.Strategy:
     """Creates the distribution strategy of a training run.
 
     Args:
         name: "auto" (MirroredStrategy when several GPUs are visible, else the default
-            strategy), "default" (one device), "mirrored" (all local GPUs, or the CPU),
+            strategy), "default" (one device), "mirrored" (all local GPUs; without GPUs every logical CPU device),
             "multi_worker" (MultiWorkerMirroredStrategy from `TF_CONFIG`: several machines)
             or "tpu".
         tpu_address: The TPU name or `grpc://` address, for "tpu".
@@ -58,7 +64,7 @@ def make_strategy(name: str = "auto", tpu_address: str | None = None) -> tf.dist
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        return tf.distribute.MirroredStrategy(_local_devices())
     if name == "multi_worker":
         return _multi_worker_strategy()
     return _tpu_strategy(tpu_address)

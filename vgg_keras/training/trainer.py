@@ -308,18 +308,22 @@ def _steps_per_epoch(config, data) -> int:
     return max(1, data.num_train_examples // config.training.batch_size)
 
 
-def _raise_on_nan(nan_guard, paths: RunPaths, step: int) -> None:
-    if nan_guard.failure is None:
+def _raise_on_nan(nan_guard, backup, paths: RunPaths) -> None:
+    if nan_guard.failure is not None:
+        what = (f"the loss became {nan_guard.failure['loss']} in epoch {nan_guard.failure['epoch'] + 1} "
+                f"(batch {nan_guard.failure['batch']})")
+    elif backup.failure is not None:
+        what = f"the weights became NaN/Inf by step {backup.failure['step']}"
+    else:
         return
     raise FloatingPointError(
-        f"Training stopped: the loss became {nan_guard.failure['loss']} in epoch {nan_guard.failure['epoch'] + 1} "
-        f"(batch {nan_guard.failure['batch']}). The last good backup ({paths.backup}) and the best checkpoint "
+        f"Training stopped: {what}. The last good backup ({paths.backup}) and the best checkpoint "
         f"({paths.best}) were kept; lower config.optimizer.learning_rate and rerun the same command to resume."
     )
 
 
 def train_with_data(config: ml_collections.ConfigDict, workdir: str, data: data_lib.TrainingData,
-                    strategy: tf.distribute.Strategy | None = None) -> TrainResult:
+                    strategy: tf.distribute.Strategy | None = None, callbacks=()) -> TrainResult:
     """`train` with the datasets given (e.g. synthetic ones in tests).
 
     Args:
@@ -327,6 +331,7 @@ def train_with_data(config: ml_collections.ConfigDict, workdir: str, data: data_
         workdir: The run's directory; rerunning with the same workdir resumes.
         data: The datasets and their metadata (`mean_rgb` must be set).
         strategy: The distribution strategy (default: from `config.training.strategy`).
+        callbacks: Extra Keras callbacks, run after the built-in ones and before the backup.
 
     Returns:
         A `TrainResult`.
@@ -349,6 +354,7 @@ def train_with_data(config: ml_collections.ConfigDict, workdir: str, data: data_
     with strategy.scope():
         model = build_model(config, data.num_classes, data.mean_rgb)
         chain, backup, nan_guard = _callbacks(config, paths, chief, steps_per_epoch)
+        chain[-1:-1] = list(callbacks)
         has_backup = os.path.exists(backup._weights_path) or os.path.exists(backup._prev_weights_path)
         if not has_backup:
             warm_start(model, config)
@@ -360,7 +366,7 @@ def train_with_data(config: ml_collections.ConfigDict, workdir: str, data: data_
         callbacks_lib.truncate_csv(paths.csv, start_step // steps_per_epoch)
     _fit(model, strategy, data, config, chain, start_step, steps_per_epoch)
     steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-    _raise_on_nan(nan_guard, paths, steps)
+    _raise_on_nan(nan_guard, backup, paths)
     if chief:
         model.save(paths.final)
     history = callbacks_lib.read_csv_history(paths.csv)

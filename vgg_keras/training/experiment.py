@@ -1,0 +1,117 @@
+"""Train, then evaluate with the paper's protocol and export for serving: one experiment.
+
+`run_experiment` is what `recipes/train.py` runs: `train`, then (when `config.after`
+asks) `vgg_keras.evaluation.evaluate` with dense / multi-crop evaluation on the validation
+split and `vgg_keras.export.export_saved_model`, and a summary of where everything went.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import time
+
+import ml_collections
+
+from vgg_keras.training import trainer
+
+__all__ = ["ExperimentResult", "run_experiment"]
+
+
+@dataclasses.dataclass
+class ExperimentResult:
+    """What `run_experiment` produced.
+
+    Attributes:
+        train: The `TrainResult`.
+        report: The `EvaluationReport` (None when not evaluated).
+        export_dir: The SavedModel version directory (None when not exported).
+        seconds: Wall time of each stage, `{"train": s, "evaluate": s, "export": s}`.
+    """
+
+    train: trainer.TrainResult
+    report: object = None
+    export_dir: str | None = None
+    seconds: dict = dataclasses.field(default_factory=dict)
+
+    def summary(self) -> str:
+        """A human-readable list of results and output paths."""
+        paths = self.train.paths
+        lines = [f"Trained {self.train.steps} steps; workdir {paths.workdir}:",
+                 f"  resolved config  {paths.config}", f"  metrics (CSV)    {paths.csv}",
+                 f"  curves (PNG)     {paths.plot}", f"  best checkpoint  {paths.best}",
+                 f"  final model      {paths.final}", f"  backup (resume)  {paths.backup}"]
+        if os.path.isdir(paths.tensorboard):
+            lines.append(f"  TensorBoard      {paths.tensorboard}")
+        if self.report is not None:
+            lines += ["", "Evaluation (validation split):", self.report.to_markdown(),
+                      f"  written to {os.path.join(paths.workdir, 'eval')}"]
+        if self.export_dir:
+            lines += ["", f"SavedModel for TF Serving: {self.export_dir}"]
+        lines += ["", "Wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())]
+        return "\n".join(lines)
+
+
+def _evaluate(result: trainer.TrainResult, config: ml_collections.ConfigDict):
+    from vgg_keras import evaluation  # pylint: disable=import-outside-toplevel
+
+    d, a = config.data, config.after
+    train_scale = d.scale_min if d.scale_min == d.scale_max else (d.scale_min, d.scale_max)
+    return evaluation.evaluate(
+        result.model, result.data.eval_source, methods=tuple(a.eval_methods), scales=tuple(a.eval_scales),
+        crop_size=d.crop_size, batch_size=a.eval_batch_size, output_dir=os.path.join(result.paths.workdir, "eval"),
+        model_names=[config.experiment], train_scale=train_scale, progress=config.training.verbose == 1,
+    )
+
+
+def _export(result: trainer.TrainResult, config: ml_collections.ConfigDict) -> str:
+    from vgg_keras import export  # pylint: disable=import-outside-toplevel
+
+    root = config.after.export_root or os.path.join(result.paths.workdir, "savedmodels")
+    return export.export_saved_model(
+        result.model, root, model_name=config.experiment, mode="center", image_size=config.data.crop_size,
+        resize_size=config.data.eval_scale, class_names=list(result.data.class_names),
+    )
+
+
+def _check_stages(config: ml_collections.ConfigDict) -> None:
+    """Fails before training when a stage asked for after training cannot run."""
+    for stage, module in (("evaluate", "vgg_keras.evaluation"), ("export", "vgg_keras.export")):
+        if not config.after[stage]:
+            continue
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ImportError(
+                f"config.after.{stage}=True needs {module}, which cannot be imported ({error}); "
+                f"set --config.after.{stage}=False to train without it."
+            ) from error
+
+
+def run_experiment(config: ml_collections.ConfigDict, workdir: str) -> ExperimentResult:
+    """Trains (resuming if possible), then evaluates and exports as `config.after` asks.
+
+    Args:
+        config: An experiment config.
+        workdir: The run's directory.
+
+    Returns:
+        An `ExperimentResult`; `summary()` lists where everything was written.
+
+    Raises:
+        ValueError, FileNotFoundError: Before training, for a bad config or missing data.
+    """
+    _check_stages(config)
+    start = time.perf_counter()
+    result = ExperimentResult(trainer.train(config, workdir))
+    result.seconds["train"] = time.perf_counter() - start
+    if config.after.evaluate:
+        start = time.perf_counter()
+        result.report = _evaluate(result.train, config)
+        result.seconds["evaluate"] = time.perf_counter() - start
+    if config.after.export:
+        start = time.perf_counter()
+        result.export_dir = _export(result.train, config)
+        result.seconds["export"] = time.perf_counter() - start
+    return result
