@@ -15,14 +15,16 @@ from absl import app, flags
 
 from vgg_keras import data
 from vgg_keras import evaluation
-from vgg_keras.evaluation import forward
+from vgg_keras.evaluation import load_model
 
-_MODEL = flags.DEFINE_multi_string("model", None, "Model file (.keras/.h5) or name (vgg16, D, ...); repeat for an ensemble.")
+_MODEL = flags.DEFINE_multi_string(
+    "model", None, "Model file (.keras/.h5) or name (vgg16, D, ...); repeat for an ensemble.")
 _WEIGHTS = flags.DEFINE_string("weights", None, "Weights tag or file for models given by name.")
 _WIDTH = flags.DEFINE_float("width_multiplier", 1.0, "Conv width multiplier for models given by name.")
 _FC_UNITS = flags.DEFINE_integer("fc_units", 4096, "fc1/fc2 width for models given by name.")
 _BASE_SIZE = flags.DEFINE_integer("base_size", 224, "Training crop size (head) for models given by name.")
-_DATASET = flags.DEFINE_string("dataset", "builtin", "Source: builtin, vgg_shapes/tiny, folder:/path, tfrecord:/glob or a TFDS name.")
+_DATASET = flags.DEFINE_string(
+    "dataset", "builtin", "Source: builtin, vgg_shapes/tiny, folder:/path, tfrecord:/glob or a TFDS name.")
 _SPLIT = flags.DEFINE_string("split", "validation", "Split to evaluate.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory (TFDS and built-in sources).")
 _METHODS = flags.DEFINE_list("methods", ["dense", "multicrop", "dense+multicrop"], f"Any of {evaluation.METHODS}.")
@@ -32,15 +34,17 @@ _GRID = flags.DEFINE_integer("grid", 5, "Multi-crop grid side (5 in the paper)."
 _FLIP = flags.DEFINE_bool("flip", True, "Average with horizontal flips.")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Images per batch.")
 _MAX = flags.DEFINE_integer("max_examples", None, "Evaluate only the first N images.")
-_PREPROCESSING = flags.DEFINE_string("preprocessing", None,
-                                     "Normalisation for models without a preprocessing layer: caffe, torch or mean_rgb.")
+_PREPROCESSING = flags.DEFINE_string(
+    "preprocessing", None, "Normalisation for models without a preprocessing layer: caffe, torch or mean_rgb.")
 _TRAIN_SCALE = flags.DEFINE_string("train_scale", None, "Training scale S for the table, e.g. 256 or 256,512.")
 _OUTPUT = flags.DEFINE_string("output_dir", None, "Where to write the reports.")
 flags.mark_flags_as_required(["model"])
 
 
 def _source():
-    kwargs = {"data_dir": _DATA_DIR.value} if _DATA_DIR.value and not _DATASET.value.startswith(("folder:", "tfrecord:")) else {}
+    # Folder and TFRecord sources have no data_dir.
+    uses_data_dir = _DATA_DIR.value and not _DATASET.value.startswith(("folder:", "tfrecord:"))
+    kwargs = {"data_dir": _DATA_DIR.value} if uses_data_dir else {}
     return data.get_source(_DATASET.value, _SPLIT.value, **kwargs)
 
 
@@ -57,7 +61,7 @@ def main(argv):
     source = _source()
     build_kwargs = dict(weights=_WEIGHTS.value, width_multiplier=_WIDTH.value, fc_units=_FC_UNITS.value,
                         base_size=_BASE_SIZE.value, classes=source.num_classes)
-    models = [forward.load_model(spec, **build_kwargs) for spec in _MODEL.value]
+    models = [load_model(spec, **build_kwargs) for spec in _MODEL.value]
     train_scale = [int(s) for s in _TRAIN_SCALE.value.split(",")] if _TRAIN_SCALE.value else None
     report = evaluation.evaluate(
         models, source, methods=_METHODS.value, scales=[int(q) for q in _SCALES.value], crop_size=_CROP.value,

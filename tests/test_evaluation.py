@@ -200,7 +200,8 @@ def test_baked_in_preprocessing_equals_preprocess_callable():
     images = [_image(64, 96, 6), _image(80, 64, 7)]
     batch, sizes = _padded(images)
     with_layer = protocol.dense_posteriors(prepare_model(baked), batch, sizes).numpy()
-    with_callable = protocol.dense_posteriors(prepare_model(plain, preprocessing.preprocess_input), batch, sizes).numpy()
+    with_callable = protocol.dense_posteriors(
+        prepare_model(plain, preprocessing.preprocess_input), batch, sizes).numpy()
     np.testing.assert_allclose(with_layer, with_callable, rtol=1e-5, atol=1e-6)
     single = np.concatenate([protocol.dense_posteriors(prepare_model(baked), i[None]).numpy() for i in images])
     np.testing.assert_allclose(with_layer, single, rtol=1e-4, atol=1e-5)
@@ -231,7 +232,8 @@ def test_combination_averages_dense_and_multicrop_posteriors(runner):
     source = _source([_image(72, 88, 9)], [2])
     batch = next(iter(inputs.eval_batches(source, scales=(64, 72), kinds=["dense", "multicrop"], crop_size=BASE,
                                           grid=5, flip=True, batch_size=1)))
-    posteriors = protocol.batch_posteriors(runner, batch, ["dense", "multicrop", "dense+multicrop"], (64, 72), flip=True)
+    methods = ["dense", "multicrop", "dense+multicrop"]
+    posteriors = protocol.batch_posteriors(runner, batch, methods, (64, 72), flip=True)
     np.testing.assert_allclose(posteriors["dense+multicrop"], (posteriors["dense"] + posteriors["multicrop"]) / 2)
     one_scale = [protocol.batch_posteriors(runner, batch, ["dense"], (q,), flip=True)["dense"] for q in (64, 72)]
     np.testing.assert_allclose(posteriors["dense"], np.mean(one_scale, 0), rtol=1e-6)

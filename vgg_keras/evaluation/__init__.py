@@ -13,7 +13,7 @@ pass of one model), `inputs` (tf.data views), `metrics` (top-k error, confusion)
 `report` (EvaluationReport), `plots` (PNG pictures).
 """
 
-from vgg_keras.evaluation.forward import ModelRunner, prepare_model
+from vgg_keras.evaluation.forward import ModelRunner, load_model, prepare_model
 from vgg_keras.evaluation.metrics import confusion_matrix, confusion_summary, top_k_error, top_k_indices
 from vgg_keras.evaluation.protocol import (
     METHODS,
@@ -37,6 +37,7 @@ __all__ = [
     "crop_posteriors",
     "dense_posteriors",
     "evaluate",
+    "load_model",
     "prepare_model",
     "prepare_models",
     "top_k_error",

@@ -90,7 +90,8 @@ class ModelRunner:
 
     def __post_init__(self):
         image_spec = tf.TensorSpec([None, None, None, None], tf.float32)
-        self._masked = tf.function(self._masked_posteriors, input_signature=[image_spec, tf.TensorSpec([None, 2], tf.int32)])
+        size_spec = tf.TensorSpec([None, 2], tf.int32)
+        self._masked = tf.function(self._masked_posteriors, input_signature=[image_spec, size_spec])
         self._full = tf.function(self._full_posteriors, input_signature=[image_spec])
 
     def _normalised(self, images: tf.Tensor) -> tf.Tensor:
@@ -201,8 +202,11 @@ def load_model(spec: str, **build_kwargs) -> keras.Model:
     """
     if spec.endswith((".keras", ".h5")):
         if not tf.io.gfile.exists(spec):
-            raise ValueError(f"model={spec!r}: no such model file; allowed: an existing .keras/.h5 file or a model name.")
-        from vgg_keras import preprocessing  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import  (registers layers)
+            raise ValueError(
+                f"model={spec!r}: no such model file; allowed: an existing .keras/.h5 file or a model name."
+            )
+        # Registers the serialisable Preprocessing layer a saved model may contain.
+        from vgg_keras import preprocessing  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
 
         return keras.saving.load_model(spec, compile=False)
     return models_lib.build(spec, **build_kwargs)

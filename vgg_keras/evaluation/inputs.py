@@ -80,9 +80,11 @@ def eval_batches(
 
 def sample_images(source, scale: int, count: int) -> list:
     """The first `count` images of the source at test scale Q, as uint8 arrays (for pictures)."""
-    dataset = source.dataset.take(count).map(
-        lambda example: tf.saturate_cast(tf.round(crops_lib.resize_smallest_side(_decoded(example["image"]), scale)), tf.uint8)
-    )
+    def picture(example):
+        resized = crops_lib.resize_smallest_side(_decoded(example["image"]), scale)
+        return tf.saturate_cast(tf.round(resized), tf.uint8)
+
+    dataset = source.dataset.take(count).map(picture)
     # Skips the images evaluation skipped, so picture i still matches prediction i.
     return [image.numpy() for image in dataset.ignore_errors()]
 

@@ -23,7 +23,12 @@ from vgg_keras.evaluation.report import EvaluationReport, Predictions
 
 METHODS = ("center", "dense", "multicrop", "dense+multicrop")
 # The forward passes each method needs; "dense+multicrop" reuses the two it combines.
-_KINDS = {"center": ("center",), "dense": ("dense",), "multicrop": ("multicrop",), "dense+multicrop": ("dense", "multicrop")}
+_KINDS = {
+    "center": ("center",),
+    "dense": ("dense",),
+    "multicrop": ("multicrop",),
+    "dense+multicrop": ("dense", "multicrop"),
+}
 
 
 # --------------------------------------------------------------------------- argument checks
@@ -111,7 +116,9 @@ def flip_valid(images: tf.Tensor, sizes: tf.Tensor) -> tf.Tensor:
     return tf.reverse_sequence(images, tf.cast(sizes[:, 1], tf.int64), seq_axis=2, batch_axis=0)
 
 
-def dense_posteriors(runner: ModelRunner, images, sizes=None, *, flip: bool = True, pad_multiple: int = 32) -> tf.Tensor:
+def dense_posteriors(
+    runner: ModelRunner, images, sizes=None, *, flip: bool = True, pad_multiple: int = 32
+) -> tf.Tensor:
     """Dense evaluation of a padded batch: whole images, valid score positions averaged.
 
     Args:
@@ -128,8 +135,8 @@ def dense_posteriors(runner: ModelRunner, images, sizes=None, *, flip: bool = Tr
     images = tf.convert_to_tensor(images, tf.float32)
     shape = tf.shape(images)
     sizes = tf.tile(shape[None, 1:3], [shape[0], 1]) if sizes is None else tf.cast(sizes, tf.int32)
-    pads = [[0, 0], [0, _round_up(shape[1], pad_multiple) - shape[1]], [0, _round_up(shape[2], pad_multiple) - shape[2]], [0, 0]]
-    images = tf.pad(images, pads)
+    extra = _round_up(shape[1:3], pad_multiple) - shape[1:3]
+    images = tf.pad(images, [[0, 0], [0, extra[0]], [0, extra[1]], [0, 0]])
     if not flip:
         return runner.posteriors(images, sizes)
     both = runner.posteriors(tf.concat([images, flip_valid(images, sizes)], 0), tf.concat([sizes, sizes], 0))
@@ -174,8 +181,9 @@ def batch_posteriors(runner: ModelRunner, batch: dict, methods: Sequence[str], s
     """
     kind_fns: dict[str, Callable] = {
         "center": lambda q: center_posteriors(runner, batch[inputs_lib.view_key("center", q)], flip=flip),
-        "dense": lambda q: dense_posteriors(runner, batch[inputs_lib.view_key("dense", q)],
-                                            batch[inputs_lib.view_key("size", q)], flip=flip, pad_multiple=pad_multiple),
+        "dense": lambda q: dense_posteriors(
+            runner, batch[inputs_lib.view_key("dense", q)], batch[inputs_lib.view_key("size", q)],
+            flip=flip, pad_multiple=pad_multiple),
         "multicrop": lambda q: crop_posteriors(runner, batch[inputs_lib.view_key("multicrop", q)],
                                                forward_batch_size=forward_batch_size),
     }
@@ -196,7 +204,8 @@ def _check_sizes(runners: list[ModelRunner], methods, scales, crop_size) -> None
         if smallest < runner.base_size:
             raise ValueError(
                 f"Model {runner.name!r} needs inputs of at least base_size={runner.base_size}, but "
-                f"scales={scales} / crop_size={crop_size} give {smallest}; allowed: Q and crop_size >= {runner.base_size}."
+                f"scales={scales} / crop_size={crop_size} give {smallest}; "
+                f"allowed: Q and crop_size >= {runner.base_size}."
             )
 
 
@@ -272,7 +281,8 @@ def evaluate(
     """
     methods = _check_methods(methods)
     crop_size, grid = _check_int("crop_size", crop_size, 32), _check_int("grid", grid)
-    batch_size, forward_batch_size = _check_int("batch_size", batch_size), _check_int("forward_batch_size", forward_batch_size)
+    batch_size = _check_int("batch_size", batch_size)
+    forward_batch_size = _check_int("forward_batch_size", forward_batch_size)
     pad_multiple = _check_int("pad_multiple", pad_multiple)
     if max_examples is not None:
         max_examples = _check_int("max_examples", max_examples)

@@ -120,12 +120,14 @@ class EvaluationReport:
         for row in self.rows:
             if (row["model"], row["method"]) == (model, method):
                 return row["top1_error" if k == 1 else "top5_error"]
-        raise ValueError(f"No row for model={model!r}, method={method!r}; rows: {[(r['model'], r['method']) for r in self.rows]}.")
+        known = [(r["model"], r["method"]) for r in self.rows]
+        raise ValueError(f"No row for model={model!r}, method={method!r}; allowed (model, method): {known}.")
 
     def to_markdown(self) -> str:
         """The results as a table in the style of the paper's Tables 3-6 (errors in %)."""
         lines = [
-            "| ConvNet | train S | test Q | eval method | crops/image | top-1 val. error (%) | top-5 val. error (%) | images |",
+            "| ConvNet | train S | test Q | eval method | crops/image "
+            "| top-1 val. error (%) | top-5 val. error (%) | images |",
             "|---|---|---|---|---|---|---|---|",
         ]
         flip = " + flip" if self.settings["flip"] else ""
@@ -151,7 +153,8 @@ class EvaluationReport:
                  "|---|---|---|---|---|---|"]
         for item in self.confusion_summary(*key):
             lines.append(f"| {item['name']} | {item['num_images']} | {100 * item['top1_error']:.1f} | "
-                         f"{100 * item['top5_error']:.1f} | {item['most_confused_with'] or '-'} | {item['confused_count']} |")
+                         f"{100 * item['top5_error']:.1f} | {item['most_confused_with'] or '-'} | "
+                         f"{item['confused_count']} |")
         return "\n".join(lines) + "\n"
 
     def to_json(self) -> dict:
@@ -183,8 +186,10 @@ class EvaluationReport:
             f.write(self.confusion_markdown())
         if self.samples:
             paths["crop_grid.png"] = plots.crop_grid_figure(
-                self.samples[0], self.settings["crop_size"], self.settings["grid"], os.path.join(output_dir, "crop_grid.png"))
+                self.samples[0], self.settings["crop_size"], self.settings["grid"],
+                os.path.join(output_dir, "crop_grid.png"))
             indices, scores = self.top_predictions[self.primary]
             paths["predictions.png"] = plots.predictions_figure(
-                self.samples, indices, scores, self.labels, self.class_names, os.path.join(output_dir, "predictions.png"))
+                self.samples, indices, scores, self.labels, self.class_names,
+                os.path.join(output_dir, "predictions.png"))
         return paths
