@@ -10,6 +10,7 @@ VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "vgg_keras" / "__init__.
 
 EXTRAS = {
     "torch": ["torch>=2.1"],
+    "serving": ["tensorflow-serving-api>=2.16"],
     "test": ["pytest>=7", "pillow", "jax", "jaxlib"],
 }
 

@@ -1,0 +1,29 @@
+"""The package surface: every public name resolves, lazy sub-packages load on demand."""
+
+import subprocess
+import sys
+
+import vgg_keras
+
+
+def test_every_public_name_resolves():
+    for name in vgg_keras.__all__:
+        assert getattr(vgg_keras, name) is not None, name
+    assert vgg_keras.evaluate is vgg_keras.evaluation.evaluate
+    assert vgg_keras.export_saved_model is vgg_keras.export.export_saved_model
+
+
+def test_unknown_attribute_is_an_attribute_error():
+    try:
+        vgg_keras.VGG17
+    except AttributeError as error:
+        assert "VGG17" in str(error)
+    else:
+        raise AssertionError("vgg_keras.VGG17 should not exist")
+
+
+def test_import_does_not_load_the_heavy_subpackages():
+    code = "import sys, vgg_keras; print(sorted(m for m in sys.modules if m.startswith(('vgg_keras.training', 'vgg_keras.evaluation', 'vgg_keras.export'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
