@@ -4,6 +4,8 @@
         --scales=64,80,96 --output_dir=runs/transfer
     python recipes/transfer.py --model=vgg16 --weights=imagenet --preprocessing=caffe \
         --dataset=caltech101 --train_split=train --test_split=test --scales=256,384,512 --aggregation=stack
+    python recipes/transfer.py --model=vgg16 --weights=imagenet --preprocessing=caffe --dataset=voc/2007 \
+        --multilabel_key=labels --train_split=train+validation --test_split=test --scales=256,384,512
 
 Prints and writes `<output_dir>/transfer.json`: the test accuracy (class-index labels) or
 mean average precision (multi-hot labels) of the linear classifier.
@@ -26,6 +28,8 @@ _DATASET = flags.DEFINE_string("dataset", "builtin", "Source: builtin, folder:/p
 _TRAIN_SPLIT = flags.DEFINE_string("train_split", "train", "Split the linear classifier is trained on.")
 _TEST_SPLIT = flags.DEFINE_string("test_split", "validation", "Split it is tested on.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
+_MULTILABEL = flags.DEFINE_string("multilabel_key", None,
+                                  "Multi-label TFDS dataset (VOC): its label-list feature, e.g. 'labels'; reports mAP.")
 _SCALES = flags.DEFINE_list("scales", ["256"], "Test scales Q of the descriptor.")
 _AGGREGATION = flags.DEFINE_enum("aggregation", "average", list(features.AGGREGATIONS), "How scales combine.")
 _PREPROCESSING = flags.DEFINE_string("preprocessing", None,
@@ -49,7 +53,10 @@ def _preprocess():
 
 def _descriptors(runner, split):
     kwargs = {"data_dir": _DATA_DIR.value} if _DATA_DIR.value and not _DATASET.value.startswith(("folder:", "tfrecord:")) else {}
-    source = data.get_source(_DATASET.value, split, **kwargs)
+    if _MULTILABEL.value:
+        source = features.multilabel_tfds_source(_DATASET.value, split, label_key=_MULTILABEL.value, **kwargs)
+    else:
+        source = data.get_source(_DATASET.value, split, **kwargs)
     return source, features.extract_descriptors(runner, source, scales=[int(q) for q in _SCALES.value],
                                                 aggregation=_AGGREGATION.value, batch_size=_BATCH.value,
                                                 max_examples=_MAX.value)

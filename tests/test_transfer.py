@@ -164,3 +164,27 @@ def test_trained_model_descriptors_beat_random_init_descriptors():
         svm = features.train_linear_classifier(train_set.descriptors, train_set.labels, num_classes=CLASSES)
         accuracy[name] = features.classification_accuracy(svm, test_set.descriptors, test_set.labels)
     assert accuracy["trained"] > accuracy["random"] + 0.15, accuracy
+
+
+def test_multilabel_source_gives_multi_hot_labels_for_voc(runner):
+    import tensorflow_datasets as tfds
+
+    png = data_testing.encode(data_testing.smooth_image(32, 40), "PNG")
+
+    def voc_like(self, *args, **kwargs):  # VOC's encoded images and label lists (TFDS' own mock can't nest)
+        del self, args, kwargs
+        return tf.data.Dataset.from_generator(
+            lambda: iter([{"image": png, "labels": [14, 8, 14]}, {"image": png, "labels": []}]),
+            output_signature={"image": tf.TensorSpec([], tf.string), "labels": tf.TensorSpec([None], tf.int64)})
+
+    with tfds.testing.mock_data(as_dataset_fn=voc_like):
+        source = features.multilabel_tfds_source("voc/2007", "test")
+        examples = list(source.dataset)
+        with pytest.raises(ValueError, match="label_key='objects'"):
+            features.multilabel_tfds_source("voc/2007", "test", label_key="objects")
+    assert source.num_classes == 20 and source.class_names[14] == "person"
+    assert examples[0]["image"].numpy() == png
+    np.testing.assert_array_equal(examples[0]["label"], np.isin(np.arange(20), [8, 14]))
+    np.testing.assert_array_equal(examples[1]["label"], np.zeros(20))
+    described = features.extract_descriptors(runner, source, scales=32)
+    np.testing.assert_array_equal(described.labels, [np.isin(np.arange(20), [8, 14]), np.zeros(20)])

@@ -447,7 +447,8 @@ def train_localizer(localizer: keras.Model, dataset: tf.data.Dataset, *, epochs:
         verbose: Passed to `fit`.
 
     Returns:
-        The `History` (loss = mean Euclidean loss per image, plus the weight penalty).
+        The `History`: "loss" (mean Euclidean loss per image plus the weight penalty) and
+        "euclidean_loss" (without the penalty).
     """
     pcr = localizer_mode(localizer) == "pcr"
     model = box_training_model(localizer)
@@ -456,8 +457,9 @@ def train_localizer(localizer: keras.Model, dataset: tf.data.Dataset, *, epochs:
         return ((images, labels) if pcr else images), boxes
 
     optimization.apply_weight_decay(model, weight_decay)
+    # The loss includes the weight penalty; the metric is the Euclidean loss alone.
     model.compile(optimizer=optimizer or optimization.make_optimizer(learning_rate, momentum=0.9),
-                  loss=euclidean_loss)
+                  loss=euclidean_loss, metrics=[euclidean_loss])
     validation = None if validation_data is None else validation_data.map(inputs)
     return model.fit(dataset.map(inputs), epochs=epochs, steps_per_epoch=steps_per_epoch,
                      validation_data=validation, callbacks=list(callbacks), verbose=verbose)
