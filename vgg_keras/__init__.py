@@ -53,6 +53,10 @@ _LAZY_NAMES = {
     "export_saved_model": "vgg_keras.export",
     "export_tflite": "vgg_keras.export",
     "tflite_parity_report": "vgg_keras.export",
+    "build_localizer": "vgg_keras.localization",
+    "evaluate_localization": "vgg_keras.localization",
+    "extract_descriptors": "vgg_keras.features",
+    "train_linear_classifier": "vgg_keras.features",
 }
 
 

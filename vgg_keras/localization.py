@@ -51,7 +51,7 @@ from vgg_keras.data import augment, crops
 from vgg_keras.data import pipeline as pipeline_lib
 from vgg_keras.data.sources import Source
 from vgg_keras.evaluation import metrics
-from vgg_keras.evaluation.plots import _save as save_figure
+from vgg_keras.evaluation.plots import save_figure
 from vgg_keras.training import optimization
 
 __all__ = [

@@ -26,7 +26,16 @@ def crop_boxes(height: int, width: int, crop_size: int, grid: int = 5) -> list[t
     return [(int(top), int(left)) for top in tops for left in lefts]
 
 
-def _save(figure: Figure, path: str) -> str:
+def save_figure(figure: Figure, path: str) -> str:
+    """Saves a matplotlib `Figure` as a PNG through the Agg canvas (the user's backend is untouched).
+
+    Args:
+        figure: A figure made with `matplotlib.figure.Figure`, not pyplot.
+        path: Output path.
+
+    Returns:
+        `path`.
+    """
     FigureCanvasAgg(figure)
     figure.savefig(path, dpi=100, bbox_inches="tight")
     return path
@@ -58,7 +67,7 @@ def crop_grid_figure(image: np.ndarray, crop_size: int, grid: int, path: str) ->
         axis = figure.add_subplot(tiles[index // grid, index % grid])
         axis.imshow(image[top:top + crop_size, left:left + crop_size])
         axis.axis("off")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def predictions_figure(images: Sequence[np.ndarray], top_classes: np.ndarray, top_scores: np.ndarray,
@@ -91,4 +100,4 @@ def predictions_figure(images: Sequence[np.ndarray], top_classes: np.ndarray, to
         bars.set_xlim(0, 1)
         bars.set_xlabel("posterior", fontsize=8)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
