@@ -51,6 +51,25 @@ np.savez(out + ".npz", *[w.numpy() for w in result.model.weights])
 summary = {"steps": result.steps, "replicas": strategy.num_replicas_in_sync, "history": result.history}
 with open(out + ".json", "w") as handle:
     json.dump(summary, handle)
+if args.get("parity"):
+    # One global batch: split over the replicas it must give the single-device update.
+    images, labels = next(iter(data.train_fn(None, 0)))
+    updates = []
+    for name in ("default", args["strategy"]):
+        keras.utils.set_random_seed(0)
+        scope_strategy = training.make_strategy(name)
+        with scope_strategy.scope():
+            model = training.build_model(config, data.num_classes, data.mean_rgb)
+            training.compile_model(model, config, 0.01)
+        before = [w.numpy() for w in model.trainable_weights]
+        dataset = scope_strategy.distribute_datasets_from_function(
+            lambda ctx: tf.data.Dataset.from_tensors((images, labels)).repeat(2).unbatch().batch(
+                ctx.get_per_replica_batch_size(len(labels))))
+        model.fit(dataset, epochs=1, verbose=0)
+        updates.append([w.numpy() - b for w, b in zip(model.trainable_weights, before)])
+    error = max(float(np.abs(a - b).max() / (np.abs(a).max() + 1e-12)) for a, b in zip(*updates))
+    with open(out + "_parity.json", "w") as handle:
+        json.dump({"relative_error": error}, handle)
 print("DONE", flush=True)
 '''
 
@@ -64,7 +83,7 @@ TINY = {
     "data.scale_min": 32,
     "data.scale_max": 32,
     "data.eval_scale": 32,
-    "optimizer.learning_rate": 0.2,
+    "optimizer.learning_rate": 0.1,
     "training.batch_size": 16,
     "training.verbose": 0,
 }
@@ -98,12 +117,15 @@ def _results(tmp_path, name):
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
-    args = _args(tmp_path, "mirrored", "mirrored", training__epochs=3, training__steps_per_epoch=6)
-    args["logical_cpus"] = 2
+    args = _args(tmp_path, "mirrored", "mirrored", training__epochs=3, training__steps_per_epoch=6,
+)
+    args["logical_cpus"], args["parity"] = 2, True
     _finish(_start(tmp_path, args))
     summary, _ = _results(tmp_path, "mirrored")
     assert summary["replicas"] == 2 and summary["steps"] == 18
     assert summary["history"]["loss"][-1] < summary["history"]["loss"][0]
+    # Two steps (momentum included) on 2 replicas x 8 images == on 1 device x 16 images.
+    assert json.load(open(tmp_path / "mirrored_parity.json"))["relative_error"] < 1e-4
     resolved = json.load(open(tmp_path / "work" / "mirrored" / "config.json"))["resolved"]
     assert resolved["num_replicas"] == 2 and resolved["strategy"] == "MirroredStrategy"
 

@@ -263,6 +263,51 @@ def _callbacks(config, paths: RunPaths, chief: bool, steps_per_epoch: int):
     return chain + [backup], backup, nan_guard
 
 
+def _rank1(logs: dict) -> dict:
+    return {key: keras.ops.reshape(value, (1,)) for key, value in logs.items()}
+
+
+class _MultiWorkerSteps:
+    """Works around two Keras 3 issues with `fit` under MultiWorkerMirroredStrategy.
+
+    Keras 3 reduces step logs with `strategy.reduce("MEAN", v, axis=0)`, which fails on
+    scalars (tensorflow#72388): the steps here return rank-1 logs. And `fit` reduces the
+    first distributed batch with `strategy.reduce` to build the model symbolically, which
+    the strategy cannot do for an (images, labels) tuple: the build here uses this worker's
+    local batch instead (the shapes are all it needs).
+    """
+
+    def train_step(self, data):
+        return _rank1(super().train_step(data))
+
+    def test_step(self, data):
+        return _rank1(super().test_step(data))
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        strategy = self.distribute_strategy
+        if iterator is not None:
+            for _, _, batches in iterator:
+                local = lambda v: strategy.experimental_local_results(v)[0]  # noqa: E731
+                data_batch = tf.nest.map_structure(local, next(batches))
+                break
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+
+@contextlib.contextmanager
+def _multi_worker_fit(model, strategy):
+    """`fit` with `_MultiWorkerSteps` under MultiWorkerMirroredStrategy; the class is restored after."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        yield
+        return
+    own_class = model.__class__
+    model.__class__ = type(f"MultiWorker{own_class.__name__}", (_MultiWorkerSteps, own_class), {})
+    try:
+        yield
+    finally:
+        model.__class__ = own_class
+
+
 def _fit(model, strategy, data, config, chain, start_step: int, steps_per_epoch: int):
     """Runs the remaining epochs; an epoch interrupted mid-way is first finished on its own."""
     epochs, seed = config.training.epochs, config.training.seed
@@ -276,13 +321,14 @@ def _fit(model, strategy, data, config, chain, start_step: int, steps_per_epoch:
         step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         return _distribute(strategy, lambda ctx: data.train_fn(ctx, seed + step))
 
-    if offset and epoch < epochs:
-        model.fit(train_data(), validation_data=eval_data, initial_epoch=epoch, epochs=epoch + 1,
-                  steps_per_epoch=steps_per_epoch - offset, callbacks=chain, verbose=verbose)
-        epoch += 1
-    if epoch < epochs and not model.stop_training:
-        model.fit(train_data(), validation_data=eval_data, initial_epoch=epoch, epochs=epochs,
-                  steps_per_epoch=steps_per_epoch, callbacks=chain, verbose=verbose)
+    with _multi_worker_fit(model, strategy):
+        if offset and epoch < epochs:
+            model.fit(train_data(), validation_data=eval_data, initial_epoch=epoch, epochs=epoch + 1,
+                      steps_per_epoch=steps_per_epoch - offset, callbacks=chain, verbose=verbose)
+            epoch += 1
+        if epoch < epochs and not model.stop_training:
+            model.fit(train_data(), validation_data=eval_data, initial_epoch=epoch, epochs=epochs,
+                      steps_per_epoch=steps_per_epoch, callbacks=chain, verbose=verbose)
 
 
 def _resolved(config, strategy, data, learning_rate: float, steps_per_epoch: int) -> dict:
