@@ -3,6 +3,7 @@ mixed precision, a short run's outputs, determinism, NaN handling and early data
 
 import importlib.util
 import os
+import types
 
 import keras
 import ml_collections
@@ -131,6 +132,43 @@ def test_every_table3_row_has_a_valid_config():
     assert not a.init.from_shallower and not a.init.checkpoint
 
 
+# --------------------------------------------------------------------------- strategies
+
+
+def test_strategy_factory_checks_its_inputs(monkeypatch):
+    assert training.make_strategy("default") is tf.distribute.get_strategy()
+    assert training.make_strategy("auto").num_replicas_in_sync == 1  # no GPUs here
+    with pytest.raises(ValueError, match="strategy='horovod'"):
+        training.make_strategy("horovod")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        training.make_strategy("multi_worker")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        training.make_strategy("multi_worker")
+    with pytest.raises(ValueError, match="tpu_address"):
+        training.make_strategy("tpu")
+
+
+def _in_cluster(cluster, task_type, task_id):
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+        tf.train.ClusterSpec(cluster), task_type=task_type, task_id=task_id)
+    return types.SimpleNamespace(cluster_resolver=resolver)
+
+
+def test_chief_and_task_names_follow_tf_config_conventions():
+    workers = {"worker": ["a:1", "b:1"]}
+    assert training.is_chief(tf.distribute.get_strategy())
+    assert training.is_chief(_in_cluster(workers, "worker", 0))
+    assert not training.is_chief(_in_cluster(workers, "worker", 1))
+    with_chief = {"chief": ["c:1"], "worker": ["a:1"]}
+    assert training.is_chief(_in_cluster(with_chief, "chief", 0))
+    assert not training.is_chief(_in_cluster(with_chief, "worker", 0))
+    assert training.task_name(_in_cluster(with_chief, "worker", 0)) == "worker_0"
+    paths = training.RunPaths.of("w", training.task_name(_in_cluster(workers, "worker", 1)))
+    assert paths.backup == os.path.join("w", "workers", "worker_1")
+
+
 # --------------------------------------------------------------------------- optimisation
 
 
@@ -192,15 +230,20 @@ def test_mixed_precision_model_keeps_a_float32_head():
     assert model.get_layer("preprocessing").get_config()["mean"] == [1.0, 2.0, 3.0]
 
 
+def _warm_started(tmp_path, source_arch, target_arch, field, filename):
+    """(source model, freshly built target, its weights before, names `warm_start` copied)."""
+    source = training.build_model(tiny_config(source_arch), 4, (0, 0, 0))
+    path = str(tmp_path / filename)
+    source.save(path) if filename.endswith(".keras") else source.save_weights(path)
+    config = tiny_config(target_arch)
+    config.init[field] = path
+    target = training.build_model(config, 4, (0, 0, 0))
+    before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in target.layers}
+    return source, target, before, training.warm_start(target, config)
+
+
 def test_warm_start_from_net_a_copies_the_papers_layers(tmp_path):
-    net_a = training.build_model(tiny_config("A"), 4, (0, 0, 0))
-    path = str(tmp_path / "a.keras")
-    net_a.save(path)
-    config = tiny_config("D")
-    config.init.from_shallower = path
-    net_d = training.build_model(config, 4, (0, 0, 0))
-    before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in net_d.layers}
-    copied = training.warm_start(net_d, config)
+    net_a, net_d, before, copied = _warm_started(tmp_path, "A", "D", "from_shallower", "a.keras")
     assert copied == ["block1_conv1", "block2_conv1", "block3_conv1", "block3_conv2", "fc1", "fc2", "predictions"]
     for name in copied:
         for a, d in zip(net_a.get_layer(name).get_weights(), net_d.get_layer(name).get_weights()):
@@ -211,13 +254,7 @@ def test_warm_start_from_net_a_copies_the_papers_layers(tmp_path):
 
 
 def test_warm_start_from_any_checkpoint(tmp_path):
-    source = training.build_model(tiny_config("B"), 4, (0, 0, 0))
-    path = str(tmp_path / "b.weights.h5")
-    source.save_weights(path)
-    config = tiny_config("B")
-    config.init.checkpoint = path
-    model = training.build_model(config, 4, (0, 0, 0))
-    training.warm_start(model, config)
+    source, model, _, _ = _warm_started(tmp_path, "B", "B", "checkpoint", "b.weights.h5")
     for a, b in zip(source.weights, model.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
@@ -281,7 +318,6 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_backup(tmp_path):
         _run(tmp_path, "run", tiny_config(epochs=2), data)
     state = training.trainer.json.load(open(tmp_path / "run" / "backup" / "callback_state.json"))
     assert state["step"] == 4  # backups every 2 steps; step 6 (loss NaN since step 6) was refused
-    weights = keras.models.load_model  # noqa: F841  (the backup is a weights file)
     model = training.build_model(tiny_config(), 4, good.mean_rgb)
     model.load_weights(str(tmp_path / "run" / "backup" / "latest.weights.h5"))
     assert all(np.isfinite(w.numpy()).all() for w in model.weights)

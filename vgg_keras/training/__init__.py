@@ -16,7 +16,7 @@ from vgg_keras.training.data import (
 )
 from vgg_keras.training.experiment import ExperimentResult, run_experiment
 from vgg_keras.training.optimization import PlateauSchedule, apply_weight_decay, make_optimizer, scaled_learning_rate
-from vgg_keras.training.strategy import is_chief, make_strategy, worker_index
+from vgg_keras.training.strategy import is_chief, make_strategy, task_name
 from vgg_keras.training.trainer import RunPaths, TrainResult, build_model, compile_model, train, train_with_data, warm_start
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "train",
     "train_with_data",
     "synthetic_training_data",
+    "task_name",
     "training_data",
     "validate_config",
     "warm_start",

@@ -7,7 +7,7 @@ import os
 
 import tensorflow as tf
 
-__all__ = ["is_chief", "make_strategy", "worker_index"]
+__all__ = ["is_chief", "make_strategy", "task_name"]
 
 STRATEGY_NAMES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 
@@ -70,17 +70,26 @@ def make_strategy(name: str = "auto", tpu_address: str | None = None) -> tf.dist
     return _tpu_strategy(tpu_address)
 
 
-def worker_index(strategy: tf.distribute.Strategy) -> int:
-    """This process's task index in a multi-worker cluster (0 for single-worker strategies)."""
+def _task(strategy: tf.distribute.Strategy):
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not getattr(resolver, "task_type", None):
-        return 0
-    return int(resolver.task_id or 0)
+        return None
+    return resolver
+
+
+def task_name(strategy: tf.distribute.Strategy) -> str:
+    """"<task type>_<index>" of this process in a cluster ("worker_0" for single-worker strategies)."""
+    resolver = _task(strategy)
+    return "worker_0" if resolver is None else f"{resolver.task_type}_{int(resolver.task_id or 0)}"
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """True for the worker that writes logs, checkpoints and the final model."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(resolver, "task_type", None):
+    """True for the process that writes logs, checkpoints and the final model.
+
+    That is the "chief" task, or worker 0 in a cluster without one (TF_CONFIG's convention).
+    """
+    resolver = _task(strategy)
+    if resolver is None or resolver.task_type == "chief":
         return True
-    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and int(resolver.task_id or 0) == 0 and not has_chief

@@ -1,7 +1,7 @@
 """`train(config, workdir)`: the paper's training protocol, distributed and resumable.
 
 Workdir layout (the chief worker writes it; other workers keep only their backup under
-`workers/worker_<i>/`):
+`workers/<task>_<i>/`):
 
     config.json    the resolved config (+ derived values: lr, replicas, mean RGB, ...)
     backup/        step-exact backup: model, optimiser, schedule state (`ResumableBackup`)
@@ -51,9 +51,9 @@ class RunPaths:
     final: str
 
     @classmethod
-    def of(cls, workdir: str, worker: int = 0) -> "RunPaths":
-        """Paths of worker `worker` (0: the chief) in `workdir`."""
-        backup = os.path.join(workdir, "backup") if worker == 0 else os.path.join(workdir, "workers", f"worker_{worker}")
+    def of(cls, workdir: str, task: str | None = None) -> "RunPaths":
+        """Paths in `workdir` of the chief (`task=None`) or of another task, e.g. "worker_1"."""
+        backup = os.path.join(workdir, "backup") if task is None else os.path.join(workdir, "workers", task)
         join = lambda name: os.path.join(workdir, name)  # noqa: E731
         return cls(workdir, join("config.json"), backup, join("metrics.csv"), join("curves.png"),
                    join("tensorboard"), join("best.keras"), join("model.keras"))
@@ -388,8 +388,8 @@ def train_with_data(config: ml_collections.ConfigDict, workdir: str, data: data_
     """
     config_lib.validate_config(config)
     strategy = strategy or strategy_lib.make_strategy(config.training.strategy, config.training.tpu_address)
-    worker, chief = strategy_lib.worker_index(strategy), strategy_lib.is_chief(strategy)
-    paths = RunPaths.of(workdir, worker)
+    chief = strategy_lib.is_chief(strategy)
+    paths = RunPaths.of(workdir, None if chief else strategy_lib.task_name(strategy))
     _check_same_run(paths.config, config)
     steps_per_epoch = _steps_per_epoch(config, data)
     o = config.optimizer
