@@ -8,7 +8,7 @@ dropout 0.5 after fc1/fc2 (keras.applications' VGG16 has no dropout); under mixe
 both compute their `predictions` layer in float32. Full 224 px VGG16
 trains at ~2 images/s on a 2-core CPU, so the default input is 64 px for both sides
 (fc1 then sees a 2x2x512 map). Variants: float32 vs `mixed_bfloat16`, XLA off vs on.
-Sides alternate in rounds so machine noise hits both alike; medians are reported.
+Sides alternate in rounds so machine noise hits both alike; images/s = batch / median step time.
 
     python benchmarks/training.py [--size 64] [--batch 16] [--steps 4] [--rounds 5] [--variants all]
 """
@@ -79,10 +79,24 @@ def _dataset(size: int, batch: int) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensors((images, labels)).repeat()
 
 
-def _throughput(model, dataset, batch: int, steps: int) -> float:
-    start = time.perf_counter()
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-    return batch * steps / (time.perf_counter() - start)
+class _StepTimer(keras.callbacks.Callback):
+    """Wall time of every training step (`fit` syncs on the logs at each batch end)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds, self._start = [], 0.0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def _step_seconds(model, dataset, steps: int) -> list[float]:
+    timer = _StepTimer()
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timer])
+    return timer.seconds
 
 
 def _race(config, args) -> tuple[float, float]:
@@ -90,11 +104,12 @@ def _race(config, args) -> tuple[float, float]:
     sides = {"recipe": _recipe_model(config), "keras": _keras_model(config)}
     for model in sides.values():
         model.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0)  # tracing / XLA compilation
-    rates = {name: [] for name in sides}
+    seconds = {name: [] for name in sides}
     for _ in range(args.rounds):
         for name, model in sides.items():
-            rates[name].append(_throughput(model, dataset, args.batch, args.steps))
-    return statistics.median(rates["recipe"]), statistics.median(rates["keras"])
+            seconds[name] += _step_seconds(model, dataset, args.steps)
+    # The median step: robust to the other jobs sharing the cores (timings here are bimodal).
+    return tuple(args.batch / statistics.median(seconds[name]) for name in ("recipe", "keras"))
 
 
 def main() -> None:

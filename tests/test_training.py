@@ -284,6 +284,17 @@ def test_short_run_learns_and_writes_its_workdir(tmp_path):
     assert resolved["steps_per_epoch"] == 6 and resolved["num_replicas"] == 1
 
 
+def test_bfloat16_xla_and_steps_per_execution_train(tmp_path):
+    config = tiny_config(epochs=1, steps_per_epoch=4)
+    config.training.precision, config.training.jit_compile, config.training.steps_per_execution = (
+        "mixed_bfloat16", True, 2)
+    result = _run(tmp_path, "fast", config)
+    assert result.steps == 4 and np.isfinite(result.history["loss"][0])
+    assert result.model.get_layer("fc1").compute_dtype == "bfloat16"
+    assert result.model.jit_compile is True
+    assert result.model.steps_per_execution == 2
+
+
 def test_same_seed_same_result_on_one_device(tmp_path):
     first = _run(tmp_path, "first", tiny_config(epochs=1))
     second = _run(tmp_path, "second", tiny_config(epochs=1))
