@@ -314,6 +314,27 @@ def test_rerunning_a_finished_run_does_nothing_and_other_configs_are_refused(tmp
         _run(tmp_path, "run", other)
 
 
+def test_backup_restores_weights_optimizer_state_and_schedule(tmp_path):
+    config = tiny_config(epochs=3)
+    config.optimizer.plateau_patience, config.optimizer.plateau_min_delta = 1, 0.5  # reduce every epoch
+    result = _run(tmp_path, "run", config)
+    assert result.history["learning_rate"][-1] == pytest.approx(0.1 * 16 / 256 * 0.1**2)
+    model = training.build_model(config, 4, result.data.mean_rgb)
+    training.compile_model(model, config, 1.0)
+    model.optimizer.build(model.trainable_variables)
+    schedule, best = training.PlateauSchedule(), training.BestCheckpoint(str(tmp_path / "unused.keras"))
+    backup = training.ResumableBackup(result.paths.backup, 2, 6, {"plateau": schedule, "best": best})
+    assert backup.restore(model) == 18 and backup.epochs_done == 3
+    assert schedule.reductions == 2 and best.best == pytest.approx(max(result.history["val_accuracy"]))
+    saved, restored = result.model.optimizer.variables, model.optimizer.variables
+    assert len(saved) == len(restored) and any("momentum" in v.name for v in saved)
+    for a, b in zip(saved, restored):  # momentum buffers, iterations and the reduced learning rate
+        assert a.name == b.name
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
+    for a, b in zip(result.model.weights, model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_nan_loss_stops_training_and_keeps_the_last_good_backup(tmp_path):
     good = training.synthetic_training_data(num_classes=4, image_size=32, batch_size=16)
     bad_step = 5

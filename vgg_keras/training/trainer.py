@@ -324,11 +324,11 @@ def _fit(model, strategy, data, config, chain, start_step: int, steps_per_epoch:
     with _multi_worker_fit(model, strategy):
         if offset and epoch < epochs:
             model.fit(train_data(), validation_data=eval_data, initial_epoch=epoch, epochs=epoch + 1,
-                      steps_per_epoch=steps_per_epoch - offset, callbacks=chain, verbose=verbose)
+                      steps_per_epoch=steps_per_epoch - offset, callbacks=chain, verbose=verbose, shuffle=False)
             epoch += 1
         if epoch < epochs and not model.stop_training:
             model.fit(train_data(), validation_data=eval_data, initial_epoch=epoch, epochs=epochs,
-                      steps_per_epoch=steps_per_epoch, callbacks=chain, verbose=verbose)
+                      steps_per_epoch=steps_per_epoch, callbacks=chain, verbose=verbose, shuffle=False)
 
 
 def _resolved(config, strategy, data, learning_rate: float, steps_per_epoch: int) -> dict:
