@@ -161,7 +161,7 @@ def test_multi_worker_mirrored_strategy_two_processes_agree(tmp_path):
 
 
 def _kill_after(process, step):
-    """Reads the child's progress and SIGKILLs it once it reported `step`; returns the last step seen."""
+    """SIGKILLs the child once it reported `step`; returns the last step it completed."""
     last = 0
     for line in process.stdout:
         if line.startswith("STEP"):
@@ -171,6 +171,9 @@ def _kill_after(process, step):
                 break
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
+    for line in process.stdout.read().splitlines():  # steps it reported before dying
+        if line.startswith("STEP"):
+            last = int(line.split()[1])
     return last
 
 
@@ -180,11 +183,12 @@ def test_kill_9_and_restart_matches_an_uninterrupted_run(tmp_path):
     reference = _start(tmp_path, _args(tmp_path, "reference", **settings))
     _finish(reference)
     interrupted = _args(tmp_path, "resumed", **settings)
-    interrupted["sleep"] = 0.15  # slow enough to be killed mid-epoch
+    interrupted["sleep"] = 0.25  # slow enough to be killed mid-epoch (step 13 of 8-step epochs)
     killed_at = _kill_after(_start(tmp_path, interrupted), 13)
     state = json.load(open(tmp_path / "work" / "resumed" / "backup" / "callback_state.json"))
+    # Progress prints a step before the backup callback may save it: at most `every` steps lost.
     assert killed_at - every <= state["step"] <= killed_at, "at most one backup interval lost"
-    assert state["epochs_done"] == 1 and state["step"] > 8
+    assert state["step"] > 8 and state["epochs_done"] == state["step"] // 8
     interrupted["sleep"] = 0.0
     output = _finish(_start(tmp_path, interrupted))
     first_step_after_restart = int(next(l for l in output.splitlines() if l.startswith("STEP")).split()[1])
