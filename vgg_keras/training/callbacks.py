@@ -60,6 +60,12 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     def _step(self) -> int:
         return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
+    @staticmethod
+    def exists(backup_dir: str) -> bool:
+        """Whether `backup_dir` holds a backup (latest or previous) to resume from."""
+        latest = os.path.join(backup_dir, "latest.weights.h5")
+        return os.path.exists(latest) or os.path.exists(f"{latest}.bkp")
+
     def restore(self, model: keras.Model) -> int:
         """Loads the latest (or, if it is damaged, the previous) backup into `model`.
 
@@ -70,7 +76,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             The global step restored (0 when there is no backup).
         """
         self.set_model(model)
-        if not os.path.exists(self._weights_path) and not os.path.exists(self._prev_weights_path):
+        if not self.exists(self.backup_dir):
             return 0
         super().on_train_begin()  # loads weights + optimizer, falls back to the .bkp copy
         model._initial_epoch = None  # the trainer derives the epoch from the step instead

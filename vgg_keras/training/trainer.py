@@ -401,8 +401,7 @@ def train_with_data(config: ml_collections.ConfigDict, workdir: str, data: data_
         model = build_model(config, data.num_classes, data.mean_rgb)
         chain, backup, nan_guard = _callbacks(config, paths, chief, steps_per_epoch)
         chain[-1:-1] = list(callbacks)
-        has_backup = os.path.exists(backup._weights_path) or os.path.exists(backup._prev_weights_path)
-        if not has_backup:
+        if not backup.exists(paths.backup):
             warm_start(model, config)
         compile_model(model, config, learning_rate)
         model.optimizer.build(model.trainable_variables)
@@ -420,7 +419,7 @@ def train_with_data(config: ml_collections.ConfigDict, workdir: str, data: data_
 
 
 def _check_warm_start_files(config, workdir: str) -> None:
-    if os.path.exists(os.path.join(RunPaths.of(workdir).backup, "latest.weights.h5")):
+    if callbacks_lib.ResumableBackup.exists(RunPaths.of(workdir).backup):
         return  # resuming: the warm start happened in the first run
     for field in ("from_shallower", "checkpoint"):
         path = config.init[field]
