@@ -1,8 +1,8 @@
 """Forward and training-step throughput: vgg_keras.VGG16 vs keras.applications.VGG16.
 
-Both models are built in the same process and timed in alternating rounds (A, B, A, B, ...)
-so machine noise hits both alike; the table reports the median images/s of each and their
-ratio, in float32 and with the `mixed_bfloat16` policy.
+Both models are built in the same process and timed in rounds of alternating order
+(A B, B A, ...), so machine noise hits both alike; the table reports the median images/s
+of each and their ratio, in float32 and with the `mixed_bfloat16` policy.
 
     python benchmarks/models.py [--batch 8] [--rounds 4] [--train_batch 4]
 """
@@ -49,9 +49,11 @@ def _race(steps: dict, batch: int, rounds: int) -> dict[str, float]:
     for step in steps.values():  # Warm-up: tracing and first-call allocation.
         step()
     rates = {name: [] for name in steps}
+    order = list(steps)
     for _ in range(rounds):
-        for name, step in steps.items():
-            rates[name].append(_time(step, batch))
+        for name in order:
+            rates[name].append(_time(steps[name], batch))
+        order.reverse()  # A B, B A, ...: neither model always runs first (cache, allocator, turbo).
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
