@@ -312,6 +312,8 @@ def test_rerunning_a_finished_run_does_nothing_and_other_configs_are_refused(tmp
     other = tiny_config(arch="B", epochs=1)
     with pytest.raises(ValueError, match="model.arch: 'A' -> 'B'"):
         _run(tmp_path, "run", other)
+    with pytest.raises(ValueError, match="steps per epoch: 6 -> 5"):
+        _run(tmp_path, "run", tiny_config(epochs=1, steps_per_epoch=5))
 
 
 def test_backup_restores_weights_optimizer_state_and_schedule(tmp_path):

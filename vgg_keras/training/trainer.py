@@ -197,7 +197,7 @@ def _config_dict(config: ml_collections.ConfigDict) -> dict:
     return json.loads(config.to_json_best_effort())
 
 
-def _check_same_run(path: str, config: ml_collections.ConfigDict) -> None:
+def _check_same_run(path: str, config: ml_collections.ConfigDict, steps_per_epoch: int) -> None:
     """A workdir belongs to one experiment: refuse to resume it with another model or data."""
     if not os.path.exists(path):
         return
@@ -212,6 +212,9 @@ def _check_same_run(path: str, config: ml_collections.ConfigDict) -> None:
     ]
     if previous["training"]["batch_size"] != config.training.batch_size:
         changed.append(f"training.batch_size: {previous['training']['batch_size']} -> {config.training.batch_size}")
+    previous_steps = previous.get("resolved", {}).get("steps_per_epoch", steps_per_epoch)
+    if previous_steps != steps_per_epoch:  # the resume position is derived from it
+        changed.append(f"steps per epoch: {previous_steps} -> {steps_per_epoch}")
     if changed:
         raise ValueError(
             f"The workdir {os.path.dirname(path)!r} holds a run with a different config ({'; '.join(changed)}); "
@@ -390,8 +393,8 @@ def train_with_data(config: ml_collections.ConfigDict, workdir: str, data: data_
     strategy = strategy or strategy_lib.make_strategy(config.training.strategy, config.training.tpu_address)
     chief = strategy_lib.is_chief(strategy)
     paths = RunPaths.of(workdir, None if chief else strategy_lib.task_name(strategy))
-    _check_same_run(paths.config, config)
     steps_per_epoch = _steps_per_epoch(config, data)
+    _check_same_run(paths.config, config, steps_per_epoch)
     o = config.optimizer
     learning_rate = optimization.scaled_learning_rate(
         o.learning_rate, config.training.batch_size, o.base_batch_size, o.scale_learning_rate
