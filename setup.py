@@ -38,6 +38,8 @@ setup(
         "pillow",
         "matplotlib",
         "tqdm",
+        "tensorboard",  # TensorBoard logs of the training recipes
+        "importlib_resources",  # tensorflow-datasets' builders (imagenet2012, ...) import it
     ],
     extras_require=EXTRAS,
     classifiers=[
