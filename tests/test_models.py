@@ -323,3 +323,14 @@ def test_models_build_and_run_under_jax():
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "jax ok" in result.stdout
+
+
+def test_bad_weights_fail_before_the_model_is_built(monkeypatch):
+    def no_build(*args, **kwargs):
+        raise AssertionError("the model was built before the weights argument was checked")
+
+    monkeypatch.setattr(models, "build_from_spec", no_build)
+    with pytest.raises(ValueError, match="No published weights exist for vgg11_lrn"):
+        vgg_keras.VGG11LRN(weights="imagenet")
+    with pytest.raises(ValueError, match="neither None, a known tag"):
+        vgg_keras.VGG16(weights="imagenet-caffe2")

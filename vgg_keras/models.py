@@ -363,6 +363,7 @@ def build(
         raise ValueError(f"config={config!r} names a BatchNorm model but batch_norm=False was given.")
     _check_arguments(include_top, pooling, head, dropout, classes, width_multiplier, fc_units, base_size)
     arch = configs_lib.canonical_name(vgg_config, batch_norm)
+    weights_lib.check_weights_argument(weights, arch)
     pretrained = weights_lib.is_pretrained_tag(weights)
     if pretrained:
         _check_pretrained_head(classes, classifier_activation, include_top)

@@ -44,6 +44,7 @@ from vgg_keras import configs as configs_lib
 from vgg_keras import preprocessing as preprocessing_lib
 
 __all__ = [
+    "check_weights_argument",
     "WeightsFile",
     "PretrainedWeights",
     "REGISTRY",
@@ -696,6 +697,25 @@ def assign_weights(model: keras.Model, tensors: Mapping[str, list[np.ndarray]], 
 
 
 # --------------------------------------------------------------------------- public entry points
+
+
+def check_weights_argument(weights, arch: str) -> None:
+    """Fails fast, before a model is built, on weights that cannot be loaded.
+
+    Args:
+        weights: The `weights` argument of a builder.
+        arch: The model's common name, e.g. "vgg11_lrn".
+
+    Raises:
+        ValueError: For an unknown tag or a missing file (the message lists the tags), or an
+            architecture without published weights.
+    """
+    if weights is None:
+        return
+    if is_pretrained_tag(weights):
+        resolve_weights(weights, arch)
+    else:
+        _checked_path(weights)
 
 
 def load_weights(
