@@ -263,7 +263,9 @@ def preprocessing_mode_for(weights, arch: str | None = None, default: str = prep
                 "or a source tag such as 'imagenet-keras' or 'imagenet-torchvision'."
             )
         return resolve_weights(weights, arch).preprocessing if arch is not None else modes.pop()
-    return _FORMAT_MODES.get(sniff_format(_checked_path(weights))) or _recorded_mode(weights) or default
+    path = _checked_path(weights)
+    kind = sniff_format(path)
+    return _FORMAT_MODES.get(kind) or (_recorded_mode(path) if kind == "keras3_h5" else None) or default
 
 
 # --------------------------------------------------------------------------- download, verify, cache
@@ -383,6 +385,11 @@ def _checked_path(path) -> str:
     return os.fspath(path)
 
 
+def _is_legacy_h5(h5: h5py.Group) -> bool:
+    """keras-applications files (weights only, or a whole legacy model under model_weights)."""
+    return "layer_names" in h5.attrs or "model_weights" in h5
+
+
 def sniff_format(path: str) -> str:
     """The weights file's format from its first bytes: keras3_h5, keras_legacy_h5, keras_zip, torch, safetensors."""
     with open(path, "rb") as f:
@@ -390,7 +397,7 @@ def sniff_format(path: str) -> str:
     if head.startswith(_HDF5_MAGIC):
         try:
             with h5py.File(path, "r") as h5:
-                return "keras_legacy_h5" if ("layer_names" in h5.attrs or "model_weights" in h5) else "keras3_h5"
+                return "keras_legacy_h5" if _is_legacy_h5(h5) else "keras3_h5"
         except OSError as error:
             raise ValueError(f"Cannot read weights file {path}: {error}. It may be truncated or corrupt.") from error
     if head.startswith(b"PK\x03\x04"):
@@ -406,10 +413,8 @@ def sniff_format(path: str) -> str:
     raise ValueError(f"Unrecognised or corrupt weights file {path} ({os.path.getsize(path)} bytes). Supported: {_SUPPORTED}.")
 
 
-def _recorded_mode(path) -> str | None:
+def _recorded_mode(path: str) -> str | None:
     """The preprocessing mode `save_weights` recorded in a Keras 3 file, if any."""
-    if sniff_format(os.fspath(path)) != "keras3_h5":
-        return None
     with h5py.File(path, "r") as h5:
         mode = h5.attrs.get(PREPROCESSING_ATTR)
     return mode.decode() if isinstance(mode, bytes) else mode
@@ -468,7 +473,7 @@ def _read_keras3_h5(h5: h5py.Group, model: keras.Model) -> dict[str, list[np.nda
 
 def _read_hdf5(source, model: keras.Model) -> dict[str, list[np.ndarray]]:
     with h5py.File(source, "r") as h5:
-        if "layer_names" in h5.attrs or "model_weights" in h5:
+        if _is_legacy_h5(h5):
             return _read_legacy_h5(h5)
         return _read_keras3_h5(h5, model)
 
