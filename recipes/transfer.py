@@ -54,7 +54,7 @@ def _preprocess():
 def _descriptors(runner, split):
     kwargs = {"data_dir": _DATA_DIR.value} if _DATA_DIR.value and not _DATASET.value.startswith(("folder:", "tfrecord:")) else {}
     if _MULTILABEL.value:
-        source = features.multilabel_tfds_source(_DATASET.value, split, label_key=_MULTILABEL.value, **kwargs)
+        source = data.multilabel_tfds_source(_DATASET.value, split, label_key=_MULTILABEL.value, **kwargs)
     else:
         source = data.get_source(_DATASET.value, split, **kwargs)
     return source, features.extract_descriptors(runner, source, scales=[int(q) for q in _SCALES.value],

@@ -36,9 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import tensorflow_datasets as tfds
-
-from vgg_keras.data.sources import Source
+from vgg_keras.data.sources import Source, multilabel_tfds_source
 from vgg_keras.evaluation import forward, inputs, protocol
 
 __all__ = [
@@ -205,46 +203,6 @@ def extract_descriptors(model: keras.Model | forward.ModelRunner, source: Source
     if not descriptors:
         raise ValueError("source yielded no decodable images.")
     return DescriptorSet(np.concatenate(descriptors), np.concatenate(labels), scales, aggregation)
-
-
-def multilabel_tfds_source(name: str = "voc/2007", split: str = "train", *, label_key: str = "labels",
-                           data_dir: str | None = None, download: bool = True) -> Source:
-    """A multi-label TFDS dataset (e.g. PASCAL VOC) with multi-hot labels, images left encoded.
-
-    Args:
-        name: TFDS name, e.g. "voc/2007" (the paper trains on "train+validation" and tests
-            on "test").
-        split: TFDS split spec.
-        label_key: A `Sequence(ClassLabel)` feature: VOC's "labels" or "labels_no_difficult".
-        data_dir: TFDS data directory (None: TFDS' default).
-        download: Download and prepare the dataset if needed.
-
-    Returns:
-        A `Source` whose ``label`` is an int64 multi-hot vector ``[num_classes]``.
-
-    Raises:
-        ValueError: If `label_key` is not a sequence of class labels of the dataset.
-    """
-    builder = tfds.builder(name, data_dir=data_dir)
-    labels = builder.info.features[label_key] if label_key in builder.info.features else None
-    if not (isinstance(labels, tfds.features.Sequence) and isinstance(labels.feature, tfds.features.ClassLabel)):
-        candidates = [key for key, value in builder.info.features.items() if isinstance(value, tfds.features.Sequence)]
-        raise ValueError(f"label_key={label_key!r} is not a sequence of class labels of {name!r}; allowed: {candidates}.")
-    if download:
-        builder.download_and_prepare()
-    num_classes = labels.feature.num_classes
-
-    def to_example(example):
-        hot = tf.reduce_sum(tf.one_hot(example[label_key], num_classes, dtype=tf.int64), axis=0)
-        return {"image": example["image"], "label": tf.minimum(hot, 1)}
-
-    dataset = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
-    try:
-        num_examples = builder.info.splits[split].num_examples
-    except (KeyError, ValueError):  # split not prepared or not known
-        num_examples = None
-    return Source(dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE), num_classes,
-                  tuple(labels.feature.names), num_examples)
 
 
 # --------------------------------------------------------------------------- linear classifier

@@ -29,6 +29,7 @@ from vgg_keras.data.sources import (
     builtin_source,
     folder_source,
     get_source,
+    multilabel_tfds_source,
     tfds_source,
     tfrecord_source,
 )
@@ -38,6 +39,6 @@ __all__ = [
     "PCA_EIGVAL", "PCA_EIGVEC", "Source", "builtin_source", "center_crop", "crop_window",
     "decode_and_random_crop", "decode_image", "decode_resize", "dense_eval_examples",
     "eval_dataset", "folder_source", "get_source", "multi_crop", "multicrop_eval_examples",
-    "pca_color_shift", "random_flip", "resize_smallest_side", "sample_scale", "tfds_source",
-    "tfrecord_source", "train_dataset", "write_tfrecords",
+    "multilabel_tfds_source", "pca_color_shift", "random_flip", "resize_smallest_side",
+    "sample_scale", "tfds_source", "tfrecord_source", "train_dataset", "write_tfrecords",
 ]

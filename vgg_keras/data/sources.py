@@ -3,7 +3,7 @@
 Elements of ``Source.dataset`` are dicts::
 
     {"image": tf.string scalar (encoded JPEG/PNG/GIF/BMP bytes),
-     "label": tf.int64 scalar,
+     "label": tf.int64 scalar (multi-hot [num_classes] from multilabel_tfds_source),
      "bbox":  tf.float32 [4] (ymin, xmin, ymax, xmax), normalised -- only when known}
 
 Images stay encoded so the training pipeline can decode a JPEG only inside its crop
@@ -77,6 +77,13 @@ def _tfds_num_files(builder, split: str) -> int:
         return 0
 
 
+def _split_size(info, split: str) -> int | None:
+    try:
+        return info.splits[split].num_examples
+    except Exception:  # pylint: disable=broad-except  # e.g. split not prepared or not known
+        return None
+
+
 def tfds_source(name: str, split: str, *, data_dir: str | None = None,
                 manual_dir: str | None = None, download: bool = True, input_context=None,
                 shuffle_files: bool = False, seed: int | None = None) -> Source:
@@ -133,13 +140,51 @@ def tfds_source(name: str, split: str, *, data_dir: str | None = None,
 
     label_feature = features[label_key]
     class_names = tuple(label_feature.names)
-    try:
-        num_examples = info.splits[split].num_examples
-    except Exception:  # pylint: disable=broad-except  # e.g. split not yet known
-        num_examples = None
     return Source(dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE),
                   num_classes=label_feature.num_classes, class_names=class_names,
-                  num_examples=num_examples, shard=shard)
+                  num_examples=_split_size(info, split), shard=shard)
+
+
+def multilabel_tfds_source(name: str = "voc/2007", split: str = "train", *,
+                           label_key: str = "labels", data_dir: str | None = None,
+                           download: bool = True) -> Source:
+    """A multi-label TFDS dataset (e.g. PASCAL VOC) with multi-hot labels, images left encoded.
+
+    Args:
+      name: TFDS name, e.g. ``"voc/2007"`` (the paper trains on ``"train+validation"`` and
+        tests on ``"test"``).
+      split: TFDS split spec.
+      label_key: a ``Sequence(ClassLabel)`` feature: VOC's ``"labels"`` or
+        ``"labels_no_difficult"``.
+      data_dir: TFDS data directory; ``None`` uses TFDS' default.
+      download: download and prepare the dataset if it is not there yet.
+
+    Returns:
+      A :class:`Source` whose ``label`` is an int64 multi-hot vector ``[num_classes]``.
+
+    Raises:
+      ValueError: if ``label_key`` is not a sequence of class labels of the dataset.
+    """
+    builder = tfds.builder(name, data_dir=data_dir)
+    features = builder.info.features
+    labels = features[label_key] if label_key in features else None
+    if not (isinstance(labels, tfds.features.Sequence)
+            and isinstance(labels.feature, tfds.features.ClassLabel)):
+        candidates = [key for key, value in features.items()
+                      if isinstance(value, tfds.features.Sequence)]
+        raise ValueError(f"label_key={label_key!r} is not a sequence of class labels of "
+                         f"{name!r}; allowed: {candidates}.")
+    if download:
+        builder.download_and_prepare()
+    num_classes = labels.feature.num_classes
+
+    def to_example(example):
+        hot = tf.reduce_sum(tf.one_hot(example[label_key], num_classes, dtype=tf.int64), axis=0)
+        return {"image": example["image"], "label": tf.minimum(hot, 1)}
+
+    dataset = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+    return Source(dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE), num_classes,
+                  tuple(labels.feature.names), _split_size(builder.info, split))
 
 
 def builtin_source(split: str, *, data_dir: str | None = None, input_context=None,
