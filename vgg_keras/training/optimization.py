@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import keras
 
+from vgg_keras.training.config import WEIGHT_DECAY_MODES
+
 __all__ = [
     "PlateauSchedule",
     "apply_weight_decay",
@@ -99,8 +101,9 @@ def make_optimizer(learning_rate: float, momentum: float = 0.9, weight_decay: fl
     Raises:
         ValueError: For an unknown `weight_decay_mode`.
     """
-    if weight_decay_mode not in ("l2", "decoupled", "none"):
-        raise ValueError(f"weight_decay_mode={weight_decay_mode!r}; allowed: 'l2', 'decoupled', 'none'.")
+    if weight_decay_mode not in WEIGHT_DECAY_MODES:
+        allowed = ", ".join(map(repr, WEIGHT_DECAY_MODES))
+        raise ValueError(f"weight_decay_mode={weight_decay_mode!r}; allowed: {allowed}.")
     decoupled = weight_decay if weight_decay_mode == "decoupled" and weight_decay else None
     optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, weight_decay=decoupled)
     if decoupled:

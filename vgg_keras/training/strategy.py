@@ -7,9 +7,9 @@ import os
 
 import tensorflow as tf
 
-__all__ = ["is_chief", "make_strategy", "task_name"]
+from vgg_keras.training.config import STRATEGIES
 
-STRATEGY_NAMES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+__all__ = ["is_chief", "make_strategy", "task_name"]
 
 
 def _tpu_strategy(tpu_address: str | None) -> tf.distribute.Strategy:
@@ -57,8 +57,8 @@ def make_strategy(name: str = "auto", tpu_address: str | None = None) -> tf.dist
     Raises:
         ValueError: For an unknown name, a missing `TF_CONFIG` or TPU address.
     """
-    if name not in STRATEGY_NAMES:
-        raise ValueError(f"strategy={name!r}; allowed: {', '.join(map(repr, STRATEGY_NAMES))}.")
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy={name!r}; allowed: {', '.join(map(repr, STRATEGIES))}.")
     if name == "auto":
         name = "mirrored" if len(tf.config.list_logical_devices("GPU")) > 1 else "default"
     if name == "default":

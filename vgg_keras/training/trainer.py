@@ -25,7 +25,7 @@ import keras
 import ml_collections
 import tensorflow as tf
 
-from vgg_keras import models
+from vgg_keras import models, preprocessing
 from vgg_keras.training import callbacks as callbacks_lib
 from vgg_keras.training import config as config_lib
 from vgg_keras.training import data as data_lib
@@ -106,8 +106,6 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int, mean_rgb) -
     Returns:
         An uncompiled `keras.Model` (create it inside `strategy.scope()`).
     """
-    from vgg_keras import preprocessing  # pylint: disable=import-outside-toplevel
-
     m, size = config.model, config.data.crop_size
     with _dtype_policy(config.training.precision):
         inputs = keras.Input(shape=(size, size, 3), name="image")
@@ -124,10 +122,12 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int, mean_rgb) -
     return model
 
 
-def _load_keras_model(path: str, what: str) -> keras.Model:
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"config.init.{what}={path!r} does not exist (train that run first, or set it to '').")
-    return keras.models.load_model(path, compile=False)
+def _warm_start_file(config: ml_collections.ConfigDict, field: str) -> str:
+    """`config.init.<field>` ("" when unset), checked to exist."""
+    path = config.init[field]
+    if path and not os.path.exists(path):
+        raise FileNotFoundError(f"config.init.{field}={path!r} does not exist (train that run first, or set it to '').")
+    return path
 
 
 def warm_start(model: keras.Model, config: ml_collections.ConfigDict) -> list[str]:
@@ -145,13 +145,10 @@ def warm_start(model: keras.Model, config: ml_collections.ConfigDict) -> list[st
         ValueError: If its layers do not fit the model.
     """
     if config.init.from_shallower:
-        source = _load_keras_model(config.init.from_shallower, "from_shallower")
+        source = keras.models.load_model(_warm_start_file(config, "from_shallower"), compile=False)
         return models.init_from_shallower(model, source, num_conv_layers=config.init.num_conv_layers)
     if config.init.checkpoint:
-        path = config.init.checkpoint
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"config.init.checkpoint={path!r} does not exist.")
-        model.load_weights(path)
+        model.load_weights(_warm_start_file(config, "checkpoint"))
         return [layer.name for layer in model.layers if layer.weights]
     return []
 
@@ -425,9 +422,7 @@ def _check_warm_start_files(config, workdir: str) -> None:
     if callbacks_lib.ResumableBackup.exists(RunPaths.of(workdir).backup):
         return  # resuming: the warm start happened in the first run
     for field in ("from_shallower", "checkpoint"):
-        path = config.init[field]
-        if path and not os.path.exists(path):
-            raise FileNotFoundError(f"config.init.{field}={path!r} does not exist (train that run first, or set it to '').")
+        _warm_start_file(config, field)
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
