@@ -296,7 +296,11 @@ class _MultiWorkerSteps:
 
 @contextlib.contextmanager
 def _multi_worker_fit(model, strategy):
-    """`fit` with `_MultiWorkerSteps` under MultiWorkerMirroredStrategy; the class is restored after."""
+    """`fit` with `_MultiWorkerSteps` under MultiWorkerMirroredStrategy.
+
+    The model's own class comes back on exit, also when `fit` raises, so the model the
+    trainer returns and saves is the plain one.
+    """
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         yield
         return
