@@ -67,6 +67,17 @@ def test_fused_jpeg_crop_equals_decode_then_crop(scale):
         assert np.abs(fused - sliced).mean() < 1.0
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_crop_window_is_the_normalised_window_of_the_crop(fmt):
+    encoded = tf.constant(encode(smooth_image(96, 128, seed=7), fmt))
+    image, window = pipeline.decode_and_random_crop_window(encoded, 32, 40, SEED)
+    np.testing.assert_array_equal(image.numpy(),
+                                  pipeline.decode_and_random_crop(encoded, 32, 40, SEED).numpy())
+    top, left, height, width = augment.crop_window(tf.constant([96, 128]), 40, 32, SEED).numpy()
+    np.testing.assert_allclose(window.numpy(), [top / 96, left / 128, height / 96, width / 128],
+                               rtol=1e-6)
+
+
 def test_non_jpeg_path_matches_jpeg_path():
     image = smooth_image(96, 128, seed=6)
     png = pipeline.decode_and_random_crop(tf.constant(encode(image, "PNG")), 32, 40, SEED)

@@ -32,12 +32,12 @@ def _source(examples, num_classes=CLASSES) -> Source:
     return Source(dataset, num_classes, tuple(f"c{i}" for i in range(num_classes)), len(examples))
 
 
-def _rectangle_example(height, width, box, label=0, seed=0):
+def _rectangle_example(height, width, box, label=0, seed=0, fmt="PNG"):
     """A dark smooth background with a white rectangle exactly at `box` (normalised corners)."""
     image = (data_testing.smooth_image(height, width, seed) // 4).astype(np.uint8)
     ymin, xmin, ymax, xmax = np.round(np.asarray(box) * [height, width, height, width]).astype(int)
     image[ymin:ymax, xmin:xmax] = 255
-    return {"image": data_testing.encode(image, "PNG"), "label": label, "bbox": tuple(box)}
+    return {"image": data_testing.encode(image, fmt), "label": label, "bbox": tuple(box)}
 
 
 @pytest.fixture(scope="module")
@@ -139,9 +139,10 @@ def test_bad_arguments_are_named():
 # --------------------------------------------------------------------------- data
 
 
-def test_random_crops_and_flips_move_the_box_with_the_pixels():
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])  # JPEGs are decoded only inside the crop
+def test_random_crops_and_flips_move_the_box_with_the_pixels(fmt):
     box = (0.3, 0.2, 0.8, 0.6)
-    source = _source([_rectangle_example(60, 80, box, seed=i) for i in range(4)], num_classes=1)
+    source = _source([_rectangle_example(60, 80, box, seed=i, fmt=fmt) for i in range(4)], num_classes=1)
     dataset = loc.box_train_dataset(source, batch_size=4, crop_size=32, scale=(32, 48), seed=3, repeat=False)
     for images, _, boxes in dataset:
         corners = loc.from_center_xywh(boxes).numpy() * 32

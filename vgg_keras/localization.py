@@ -317,16 +317,10 @@ def _check_boxes(source: Source) -> None:
 
 
 def _random_crop_with_box(example: dict, crop_size: int, s_min: int, s_max: int, flip: bool, seed):
-    """One random scale-S crop (and flip) of a decoded image, with its box moved along."""
+    """One random scale-S crop (and flip) of an image, with its box moved along."""
     scale_seed, crop_seed, flip_seed = augment.split_seed(seed, 3)
-    image = crops.decode_image(example["image"])
-    shape = tf.shape(image)
-    window = augment.crop_window(shape, augment.sample_scale(s_min, s_max, scale_seed), crop_size, crop_seed)
-    pixels = tf.slice(image, tf.stack([window[0], window[1], 0]), tf.stack([window[2], window[3], 3]))
-    pixels = tf.image.resize(tf.cast(pixels, tf.float32), [crop_size, crop_size],
-                             method=crops.RESIZE_METHOD, antialias=True)
-    hw = tf.cast(shape[:2], tf.float32)
-    window = tf.cast(window, tf.float32) / tf.concat([hw, hw], axis=0)
+    pixels, window = pipeline_lib.decode_and_random_crop_window(
+        example["image"], crop_size, augment.sample_scale(s_min, s_max, scale_seed), crop_seed)
     box = image_boxes_to_crop(example["bbox"], window)
     if flip:
         mirror = tf.random.stateless_uniform([], flip_seed) < 0.5

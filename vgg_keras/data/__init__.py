@@ -18,6 +18,7 @@ from vgg_keras.data.augment import (
 from vgg_keras.data.crops import center_crop, decode_image, multi_crop, resize_smallest_side
 from vgg_keras.data.pipeline import (
     decode_and_random_crop,
+    decode_and_random_crop_window,
     decode_resize,
     dense_eval_examples,
     eval_dataset,
@@ -37,8 +38,9 @@ from vgg_keras.data.tfrecords import write_tfrecords
 
 __all__ = [
     "PCA_EIGVAL", "PCA_EIGVEC", "Source", "builtin_source", "center_crop", "crop_window",
-    "decode_and_random_crop", "decode_image", "decode_resize", "dense_eval_examples",
-    "eval_dataset", "folder_source", "get_source", "multi_crop", "multicrop_eval_examples",
-    "multilabel_tfds_source", "pca_color_shift", "random_flip", "resize_smallest_side",
-    "sample_scale", "tfds_source", "tfrecord_source", "train_dataset", "write_tfrecords",
+    "decode_and_random_crop", "decode_and_random_crop_window", "decode_image", "decode_resize",
+    "dense_eval_examples", "eval_dataset", "folder_source", "get_source", "multi_crop",
+    "multicrop_eval_examples", "multilabel_tfds_source", "pca_color_shift", "random_flip",
+    "resize_smallest_side", "sample_scale", "tfds_source", "tfrecord_source", "train_dataset",
+    "write_tfrecords",
 ]

@@ -81,21 +81,43 @@ def decode_and_random_crop(encoded: tf.Tensor, crop_size: int, scale, seed=None,
     Returns:
       ``float32 [crop_size, crop_size, 3]`` RGB in [0, 255].
     """
+    return decode_and_random_crop_window(encoded, crop_size, scale, seed, dct_method)[0]
+
+
+def decode_and_random_crop_window(encoded: tf.Tensor, crop_size: int, scale, seed=None,
+                                  dct_method: str = "") -> tuple[tf.Tensor, tf.Tensor]:
+    """:func:`decode_and_random_crop`, also returning where the crop lies in the image.
+
+    Args:
+      encoded: scalar ``tf.string`` with the encoded image.
+      crop_size: side of the output crop.
+      scale: S as a python int or int32 scalar tensor, ``>= crop_size``.
+      seed: stateless seed ``[2]`` for the crop position, or ``None``.
+      dct_method: passed to the JPEG decoder.
+
+    Returns:
+      ``(image, window)``: the ``float32 [crop_size, crop_size, 3]`` RGB [0, 255] crop and
+      ``float32 [4]``, the crop's ``(top, left, height, width)`` as fractions of the
+      image's height and width (e.g. to move boxes along with the pixels).
+    """
     def window_for(shape):
         return augment.crop_window(shape, scale, crop_size, seed)
 
     def jpeg():
-        window = window_for(tf.image.extract_jpeg_shape(encoded))
+        shape = tf.image.extract_jpeg_shape(encoded)
+        window = window_for(shape)
         return tf.image.decode_and_crop_jpeg(encoded, window, channels=3,
-                                             dct_method=dct_method)
+                                             dct_method=dct_method), window, shape
 
     def other():
         image = crops.decode_image(encoded)
-        window = window_for(tf.shape(image))
+        shape = tf.shape(image)
+        window = window_for(shape)
         return tf.slice(image, tf.stack([window[0], window[1], 0]),
-                        tf.stack([window[2], window[3], 3]))
+                        tf.stack([window[2], window[3], 3])), window, shape
 
-    window_pixels = tf.cast(tf.cond(tf.io.is_jpeg(encoded), jpeg, other), tf.float32)
+    window_pixels, window, shape = tf.cond(tf.io.is_jpeg(encoded), jpeg, other)
+    window_pixels = tf.cast(window_pixels, tf.float32)
 
     def resize(antialias):
         return lambda: tf.image.resize(window_pixels, [crop_size, crop_size],
@@ -106,7 +128,8 @@ def decode_and_random_crop(encoded: tf.Tensor, crop_size: int, scale, seed=None,
     heavy_downscale = tf.shape(window_pixels)[0] > 2 * crop_size
     image = tf.cond(heavy_downscale, resize(True), resize(False))
     image.set_shape([crop_size, crop_size, 3])
-    return image
+    hw = tf.cast(shape[:2], tf.float32)
+    return image, tf.cast(window, tf.float32) / tf.concat([hw, hw], axis=0)
 
 
 def decode_resize(encoded: tf.Tensor, scale) -> tf.Tensor:
