@@ -126,6 +126,23 @@ def test_multicrop_averages_the_crops_posteriors(runner):
     np.testing.assert_allclose(averaged, one_by_one, rtol=1e-5, atol=1e-6)
 
 
+def test_centre_crops_and_mirrors_in_passes_of_forward_batch_size(runner):
+    crops = np.stack([_image(BASE, BASE, s) for s in range(3)])
+    passes = []
+
+    def recorded(images):
+        passes.append(int(images.shape[0]))
+        return runner.posteriors(images)
+
+    recording = dataclasses.replace(runner)
+    recording.posteriors = recorded
+    posteriors = protocol.center_posteriors(recording, crops, flip=True, forward_batch_size=4).numpy()
+    assert passes == [4, 2], "3 crops + 3 mirrors in passes of at most 4"
+    mirrors = crops[:, :, ::-1]
+    expected = (runner.posteriors(crops).numpy() + runner.posteriors(mirrors).numpy()) / 2
+    np.testing.assert_allclose(posteriors, expected, rtol=1e-5, atol=1e-6)
+
+
 # --------------------------------------------------------------------------- dense
 
 

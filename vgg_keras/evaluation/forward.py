@@ -205,8 +205,6 @@ def load_model(spec: str, **build_kwargs) -> keras.Model:
             raise ValueError(
                 f"model={spec!r}: no such model file; allowed: an existing .keras/.h5 file or a model name."
             )
-        # Registers the serialisable Preprocessing layer a saved model may contain.
-        from vgg_keras import preprocessing  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-
+        # The Preprocessing layer a saved model may contain is registered by importing models_lib.
         return keras.saving.load_model(spec, compile=False)
     return models_lib.build(spec, **build_kwargs)

@@ -165,22 +165,42 @@ def crop_posteriors(runner: ModelRunner, crops, *, forward_batch_size: int = 256
     return tf.reduce_mean(tf.reshape(posteriors, [shape[0], shape[1], -1]), axis=1)
 
 
-def center_posteriors(runner: ModelRunner, crops, *, flip: bool = True) -> tf.Tensor:
-    """Posteriors of centre crops `[B, c, c, 3]`, averaged with their mirrors when `flip`."""
+def center_posteriors(runner: ModelRunner, crops, *, flip: bool = True, forward_batch_size: int = 256) -> tf.Tensor:
+    """Posteriors of centre crops `[B, c, c, 3]`, averaged with their mirrors when `flip`.
+
+    Args:
+        runner: The model.
+        crops: `float32 [B, c, c, 3]`, one centre crop per image.
+        flip: Also evaluate each crop's mirror and average the two posteriors.
+        forward_batch_size: Most crops per forward pass (as for `crop_posteriors`).
+
+    Returns:
+        `float32 [B, classes]` posteriors.
+    """
     crops = tf.convert_to_tensor(crops, tf.float32)
     stack = tf.stack([crops, tf.reverse(crops, axis=[2])], axis=1) if flip else crops[:, None]
-    return crop_posteriors(runner, stack)
+    return crop_posteriors(runner, stack, forward_batch_size=forward_batch_size)
 
 
 def batch_posteriors(runner: ModelRunner, batch: dict, methods: Sequence[str], scales: Sequence[int], *,
                      flip: bool, forward_batch_size: int = 256, pad_multiple: int = 32) -> dict[str, np.ndarray]:
     """Each method's posteriors for one batch of views, averaged over the scales.
 
+    Args:
+        runner: The model.
+        batch: One element of `inputs.eval_batches` holding the views `methods` need at `scales`.
+        methods: Names from `METHODS`.
+        scales: Test scales Q whose posteriors are averaged.
+        flip: Average with horizontal flips (centre and dense; multi-crop views hold theirs).
+        forward_batch_size: Most crops per forward pass.
+        pad_multiple: Dense batches are padded up to a multiple of this.
+
     Returns:
         `{method: float32 [B, classes]}` for every method in `methods`.
     """
     kind_fns: dict[str, Callable] = {
-        "center": lambda q: center_posteriors(runner, batch[inputs_lib.view_key("center", q)], flip=flip),
+        "center": lambda q: center_posteriors(runner, batch[inputs_lib.view_key("center", q)], flip=flip,
+                                              forward_batch_size=forward_batch_size),
         "dense": lambda q: dense_posteriors(
             runner, batch[inputs_lib.view_key("dense", q)], batch[inputs_lib.view_key("size", q)],
             flip=flip, pad_multiple=pad_multiple),
