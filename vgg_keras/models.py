@@ -427,33 +427,44 @@ def _layer_or_none(model: keras.Model, name: str):
     return next((layer for layer in model.layers if layer.name == name), None)
 
 
-def _require_top(model: keras.Model, function: str) -> keras.layers.Layer:
+def _require_top(model: keras.Model) -> keras.layers.Layer:
     fc1 = _layer_or_none(model, "fc1")
     if fc1 is None or _layer_or_none(model, "predictions") is None:
         raise ValueError(
-            f"{function} needs a vgg_keras model with its classifier (layers 'fc1' ... 'predictions'); "
+            f"Needs a vgg_keras model with its classifier (layers 'fc1' ... 'predictions'); "
             f"model {model.name!r} has none (built with include_top=False?)."
         )
     return fc1
 
 
-def _head_of(model: keras.Model) -> tuple[str, int, Any]:
-    """(head, base_size, classifier_activation) of a model with a classifier."""
-    fc1 = _require_top(model, "head conversion")
+def head_of(model: keras.Model) -> tuple[str, int, Any]:
+    """The classifier of a vgg_keras model, read from its layers.
+
+    Args:
+        model: A vgg_keras model with its classifier.
+
+    Returns:
+        `(head, base_size, classifier_activation)`: "dense" or "conv", the input side the
+        head is built for, and the top layer's activation name (None for logits).
+
+    Raises:
+        ValueError: If the model has no classifier, or a dense head on a non-square input.
+    """
+    fc1 = _require_top(model)
     if isinstance(fc1, keras.layers.Conv2D):
         activation_layer = _layer_or_none(model, "predictions_activation")
         activation = keras.activations.serialize(activation_layer.activation) if activation_layer else None
         return "conv", fc1.kernel_size[0] * 32, activation
     height, width = model.input_shape[1:3]
     if height != width:
-        raise ValueError(f"Head conversion needs a square dense-head input; model input is {model.input_shape}.")
+        raise ValueError(f"A dense head needs a square input; model {model.name!r} takes {model.input_shape}.")
     activation = keras.activations.serialize(model.get_layer("predictions").activation)
-    return "dense", height, None if activation == "linear" else activation
+    return "dense", int(height), None if activation == "linear" else activation
 
 
 def _spec_of(model: keras.Model) -> ModelSpec:
     """Recovers the `ModelSpec` of a vgg_keras model with a classifier from its layers."""
-    head, base_size, activation = _head_of(model)
+    head, base_size, activation = head_of(model)
     fc1 = model.get_layer("fc1")
     dropout_layer = _layer_or_none(model, "fc1_dropout")
     preprocessing = _layer_or_none(model, "preprocessing")
@@ -483,6 +494,17 @@ def _copy_weights_reshaped(source: keras.Model, target: keras.Model) -> None:
         layer.set_weights([v.reshape(w.shape) for v, w in zip(values, layer.weights)])
 
 
+def _with_head(model: keras.Model, head: str) -> keras.Model:
+    """`model` rebuilt with `head` ("dense": base_size input; "conv": any size), weights copied."""
+    spec = _spec_of(model)
+    if spec.head == head:
+        return model
+    side = spec.base_size if head == "dense" else None
+    converted = build_from_spec(dataclasses.replace(spec, head=head, input_shape=(side, side, spec.input_shape[-1])))
+    _copy_weights_reshaped(model, converted)
+    return converted
+
+
 def to_fully_convolutional(model: keras.Model) -> keras.Model:
     """Converts a dense-head VGG into the paper's fully-convolutional form, weights included.
 
@@ -501,14 +523,7 @@ def to_fully_convolutional(model: keras.Model) -> keras.Model:
     Raises:
         ValueError: If the model has no classifier or a non-square input.
     """
-    spec = _spec_of(model)
-    if spec.head == "conv":
-        return model
-    channels = spec.input_shape[-1]
-    conv_spec = dataclasses.replace(spec, head="conv", input_shape=(None, None, channels))
-    converted = build_from_spec(conv_spec)
-    _copy_weights_reshaped(model, converted)
-    return converted
+    return _with_head(model, "conv")
 
 
 def to_dense(model: keras.Model) -> keras.Model:
@@ -524,14 +539,7 @@ def to_dense(model: keras.Model) -> keras.Model:
     Raises:
         ValueError: If the model has no classifier.
     """
-    spec = _spec_of(model)
-    if spec.head == "dense":
-        return model
-    channels = spec.input_shape[-1]
-    dense_spec = dataclasses.replace(spec, head="dense", input_shape=(spec.base_size, spec.base_size, channels))
-    converted = build_from_spec(dense_spec)
-    _copy_weights_reshaped(model, converted)
-    return converted
+    return _with_head(model, "dense")
 
 
 def score_map_model(model: keras.Model) -> keras.Model:
