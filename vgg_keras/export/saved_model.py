@@ -96,14 +96,12 @@ def _require_classifier(model: keras.Model) -> int:
 
 
 def base_size(model: keras.Model) -> int:
-    """The input size the classifier head is built for (the dense head's fixed input side)."""
-    fc1 = model.get_layer("fc1")
-    if isinstance(fc1, keras.layers.Conv2D):
-        return fc1.kernel_size[0] * 32
-    height, width = model.input_shape[1:3]
-    if height != width:
-        raise ValueError(f"Model input {model.input_shape} is not square; the serving crop is square.")
-    return int(height)
+    """The input size the classifier head is built for (the dense head's fixed input side).
+
+    Raises:
+        ValueError: If the model has no classifier or a dense head on a non-square input.
+    """
+    return models_lib.head_of(model)[1]
 
 
 def _check_size(name: str, value: Any, minimum: int) -> None:
@@ -115,14 +113,13 @@ def _serving_spec(model, mode, image_size, resize_size, top_k, class_names) -> s
     if mode not in signatures_lib.MODES:
         raise ValueError(f"mode={mode!r}; allowed: {', '.join(map(repr, signatures_lib.MODES))}.")
     classes = _require_classifier(model)
-    base = base_size(model)
-    head_is_dense = isinstance(model.get_layer("fc1"), keras.layers.Dense)
+    head, base, _ = models_lib.head_of(model)
     if mode == "dense" and image_size is not None:
         raise ValueError(f"image_size={image_size!r} with mode='dense' (no crop); allowed: None.")
     if image_size is None:
         image_size = base
     _check_size("image_size", image_size, base)
-    if head_is_dense and image_size != base:
+    if head == "dense" and image_size != base:
         raise ValueError(f"image_size={image_size}; the model's dense head takes exactly {base}x{base} crops.")
     resize_size = signatures_lib.default_resize_size(image_size) if resize_size is None else resize_size
     _check_size("resize_size", resize_size, image_size)

@@ -15,6 +15,7 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
+from vgg_keras import models as models_lib
 from vgg_keras.data import crops
 
 __all__ = [
@@ -68,15 +69,6 @@ class ServingSpec:
     class_names: tuple[str, ...]
 
 
-def _returns_logits(model: keras.Model) -> bool:
-    """Whether a vgg_keras classifier outputs scores without its soft-max (activation None)."""
-    names = {layer.name for layer in model.layers}
-    if "predictions_activation" in names:
-        return False
-    predictions = model.get_layer("predictions")
-    return not isinstance(predictions, keras.layers.Dense) or predictions.activation is keras.activations.linear
-
-
 class ServingModule(tf.Module):
     """The `tf.Module` saved as the SavedModel: a classifier plus in-graph preprocessing.
 
@@ -92,7 +84,7 @@ class ServingModule(tf.Module):
         self.model = model
         self.normalizer = normalizer
         self.spec = spec
-        self._logits = _returns_logits(model)
+        self._logits = models_lib.head_of(model)[2] is None  # logits: the soft-max is added here
         self._class_names = tf.constant(list(spec.class_names), dtype=tf.string)
 
     # ----------------------------------------------------------------- building blocks
