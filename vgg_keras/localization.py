@@ -144,13 +144,20 @@ def box_iou(boxes_a, boxes_b, bounding_box_format: str = "rel_yxyx") -> tf.Tenso
     """
     flat_a, shape = _flat_boxes(boxes_a, "boxes_a")
     flat_b, _ = _flat_boxes(boxes_b, "boxes_b")
-    if tf.convert_to_tensor(boxes_a).shape != tf.convert_to_tensor(boxes_b).shape:
-        raise ValueError(f"boxes_a and boxes_b must have the same shape; received "
-                         f"{tf.convert_to_tensor(boxes_a).shape} and {tf.convert_to_tensor(boxes_b).shape}.")
+    shape_a, shape_b = tf.convert_to_tensor(boxes_a).shape, tf.convert_to_tensor(boxes_b).shape
+    if shape_a != shape_b:
+        raise ValueError(f"boxes_a and boxes_b must have the same shape; received {shape_a} and {shape_b}.")
     # Relative formats in a unit image equal their absolute counterparts.
     box_format = bounding_box_format.lower().replace("rel_", "", 1)
     pairwise = bounding_box.compute_iou(flat_a[:, None], flat_b[:, None], box_format)
     return tf.reshape(pairwise, shape[:-1])
+
+
+def _window_corners(window) -> tuple[tf.Tensor, tf.Tensor]:
+    """A ``(top, left, height, width)`` window as corner-shaped origin and size ``[..., 4]``."""
+    window = tf.convert_to_tensor(window, tf.float32)
+    return (tf.concat([window[..., :2], window[..., :2]], axis=-1),
+            tf.concat([window[..., 2:], window[..., 2:]], axis=-1))
 
 
 def image_boxes_to_crop(boxes, window, clip: bool = True) -> tf.Tensor:
@@ -164,21 +171,23 @@ def image_boxes_to_crop(boxes, window, clip: bool = True) -> tf.Tensor:
     Returns:
         ``float32 [..., 4]`` normalised ``(ymin, xmin, ymax, xmax)`` of the crop.
     """
-    boxes = tf.convert_to_tensor(boxes, tf.float32)
-    window = tf.convert_to_tensor(window, tf.float32)
-    origin = tf.concat([window[..., :2], window[..., :2]], axis=-1)
-    size = tf.concat([window[..., 2:], window[..., 2:]], axis=-1)
-    cropped = (boxes - origin) / size
+    origin, size = _window_corners(window)
+    cropped = (tf.convert_to_tensor(boxes, tf.float32) - origin) / size
     return tf.clip_by_value(cropped, 0.0, 1.0) if clip else cropped
 
 
 def crop_boxes_to_image(boxes, window) -> tf.Tensor:
-    """Inverse of `image_boxes_to_crop` (without clipping): crop boxes -> image boxes."""
-    boxes = tf.convert_to_tensor(boxes, tf.float32)
-    window = tf.convert_to_tensor(window, tf.float32)
-    origin = tf.concat([window[..., :2], window[..., :2]], axis=-1)
-    size = tf.concat([window[..., 2:], window[..., 2:]], axis=-1)
-    return boxes * size + origin
+    """Inverse of `image_boxes_to_crop` (without clipping): crop boxes -> image boxes.
+
+    Args:
+        boxes: ``[..., 4]`` normalised ``(ymin, xmin, ymax, xmax)`` of the crop.
+        window: ``[..., 4]`` the crop as normalised ``(top, left, height, width)`` in the image.
+
+    Returns:
+        ``float32 [..., 4]`` normalised ``(ymin, xmin, ymax, xmax)`` of the image.
+    """
+    origin, size = _window_corners(window)
+    return tf.convert_to_tensor(boxes, tf.float32) * size + origin
 
 
 def _flip_boxes(boxes: tf.Tensor) -> tf.Tensor:
@@ -270,6 +279,12 @@ def build_localizer(classifier: keras.Model, mode: str = "scr", *, kernel_initia
 def localizer_mode(localizer: keras.Model) -> str:
     """"scr" or "pcr", read from the localizer's output shape.
 
+    Args:
+        localizer: A model from `build_localizer` (or one loaded from its saved file).
+
+    Returns:
+        "scr" for ``[B, 4]`` outputs, "pcr" for ``[B, classes, 4]``.
+
     Raises:
         ValueError: If the model is not a localizer built by `build_localizer`.
     """
@@ -301,7 +316,15 @@ def box_training_model(localizer: keras.Model) -> keras.Model:
 
 
 def euclidean_loss(y_true, y_pred):
-    """Caffe's Euclidean loss per example: ``0.5 * ||y_pred - y_true||^2`` (summed over 4 coordinates)."""
+    """Caffe's Euclidean loss per example: ``0.5 * ||y_pred - y_true||^2`` (summed over 4 coordinates).
+
+    Args:
+        y_true: ``[B, 4]`` target boxes.
+        y_pred: ``[B, 4]`` predicted boxes.
+
+    Returns:
+        ``[B]`` losses.
+    """
     return 0.5 * keras.ops.sum(keras.ops.square(y_pred - y_true), axis=-1)
 
 
@@ -404,6 +427,10 @@ def box_eval_dataset(source: Source, *, batch_size: int, scale: int = 256, crop_
         Dataset of dicts: ``image`` ``[B, c, c, 3]``, ``label`` int32 ``[B]``, ``bbox``
         ``[B, 4]`` normalised image corners, ``window`` ``[B, 4]`` the crop's normalised
         ``(top, left, height, width)`` in the image.
+
+    Raises:
+        ValueError: If the source has no boxes or ``scale < crop_size``.
+        TypeError: If `source` is not a Source.
     """
     _check_boxes(source)
     pipeline_lib.scale_range(scale, crop_size)
@@ -588,6 +615,10 @@ def evaluate_localization(localizer: keras.Model, source: Source, *, classifier:
 
     Returns:
         A `LocalizationReport`.
+
+    Raises:
+        ValueError: If the model is not a localizer, the source has no boxes, or no image
+            of the source can be decoded.
     """
     mode = localizer_mode(localizer)
     top_k = min(top_k, source.num_classes)
