@@ -132,6 +132,16 @@ def test_dense_mode_equals_fully_convolutional_model_and_applies_softmax(dense, 
     assert out["top_k_classes"][0].tolist() == [str(i).encode() for i in out["top_k_indices"][0]]
 
 
+def test_dense_mode_float_signature_takes_a_batch_of_whole_images(raw, tmp_path):
+    path = saved_model.export_saved_model(raw, str(tmp_path), "raw", mode="dense", preprocessing="caffe",
+                                          update_config=False)
+    loaded = tf.saved_model.load(path)
+    inputs = tf.random.stateless_uniform([2, 45, 38, 3], seed=(3, 4), minval=-100.0, maxval=100.0)
+    out = _call(loaded, "predict_float", inputs=inputs)
+    expected = tf.nn.softmax(models.to_fully_convolutional(raw)(inputs, training=False)).numpy()
+    np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5)
+
+
 def test_saved_model_cli_lists_documented_signatures(center_dir):
     # What `saved_model_cli show --dir DIR --all` prints, in-process (a subprocess would
     # spend most of its time importing TensorFlow again).

@@ -145,16 +145,9 @@ class ServingModule(tf.Module):
 
     def predict_float(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         """The Keras model's own input (resized, cropped and, if the model has no
-        preprocessing layer, normalised) -> outputs."""
-        if self.spec.mode == "center":
-            return self._outputs(inputs, self._classify)
-        classes = len(self.spec.class_names)
-        return self._outputs(
-            inputs,
-            lambda batch: tf.map_fn(
-                lambda x: self._classify(x[tf.newaxis])[0], batch, fn_output_signature=tf.TensorSpec([classes], tf.float32)
-            ),
-        )
+        preprocessing layer, normalised) -> outputs. One model call per batch in both modes:
+        the images of a tensor share one size, which the fully-convolutional model takes whole."""
+        return self._outputs(inputs, self._classify)
 
     def signatures(self, include_float: bool = True) -> dict[str, tf.types.experimental.ConcreteFunction]:
         """Concrete functions keyed by signature name, inputs named as documented."""
