@@ -63,6 +63,11 @@ def _identity(x):
     return x
 
 
+def _check_choice(name: str, value, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"Invalid {name}={value!r}. Allowed: {', '.join(map(repr, allowed))}.")
+
+
 def descriptor_runner(model: keras.Model, preprocess: Callable | None = None,
                       layer: str = DEFAULT_LAYER) -> forward.ModelRunner:
     """A masked dense forward pass that ends at `layer` (fc2) and pools it over space.
@@ -128,8 +133,7 @@ def combine_scales(per_scale: Sequence, aggregation: str = "average") -> tf.Tens
     Raises:
         ValueError: For an unknown aggregation or no scales.
     """
-    if aggregation not in AGGREGATIONS:
-        raise ValueError(f"Invalid aggregation={aggregation!r}. Allowed: {', '.join(map(repr, AGGREGATIONS))}.")
+    _check_choice("aggregation", aggregation, AGGREGATIONS)
     if not per_scale:
         raise ValueError("per_scale is empty; allowed: descriptors of at least one scale.")
     tensors = [tf.convert_to_tensor(d, tf.float32) for d in per_scale]
@@ -190,8 +194,7 @@ def extract_descriptors(model: keras.Model | forward.ModelRunner, source: Source
     """
     runner = model if isinstance(model, forward.ModelRunner) else descriptor_runner(model, preprocess, layer)
     scales = _check_scales(scales, runner.base_size)
-    if aggregation not in AGGREGATIONS:
-        raise ValueError(f"Invalid aggregation={aggregation!r}. Allowed: {', '.join(map(repr, AGGREGATIONS))}.")
+    _check_choice("aggregation", aggregation, AGGREGATIONS)
     batches = inputs.eval_batches(source, scales=scales, kinds=("dense",), crop_size=runner.base_size, grid=1,
                                   flip=flip, batch_size=batch_size, max_examples=max_examples)
     descriptors, labels = [], []
@@ -243,8 +246,7 @@ def train_linear_classifier(descriptors, labels, *, num_classes: int, loss: str 
     Raises:
         ValueError: For an unknown loss, mismatched shapes or labels out of range.
     """
-    if loss not in LOSSES:
-        raise ValueError(f"Invalid loss={loss!r}. Allowed: {', '.join(map(repr, LOSSES))}.")
+    _check_choice("loss", loss, LOSSES)
     descriptors, labels = np.asarray(descriptors, np.float32), np.asarray(labels)
     if descriptors.ndim != 2 or len(labels) != len(descriptors):
         raise ValueError(f"descriptors must be [N, D] with one label row each; received shapes "
@@ -269,7 +271,16 @@ def train_linear_classifier(descriptors, labels, *, num_classes: int, loss: str 
 
 
 def classification_accuracy(classifier: keras.Model, descriptors, labels) -> float:
-    """Fraction of single-label examples whose highest-scoring class is the label."""
+    """Fraction of single-label examples whose highest-scoring class is the label.
+
+    Args:
+        classifier: From `train_linear_classifier`.
+        descriptors: ``[N, D]``.
+        labels: ``[N]`` class indices.
+
+    Returns:
+        Top-1 accuracy in [0, 1].
+    """
     scores = classifier.predict(np.asarray(descriptors, np.float32), verbose=0)
     return float(np.mean(np.argmax(scores, axis=1) == np.asarray(labels)))
 

@@ -26,6 +26,9 @@ def smooth_image(height: int, width: int, seed: int = 0, cycles: float = 2.5) ->
       width: image width.
       seed: random seed of the frequencies and phases.
       cycles: largest number of periods across the image per axis.
+
+    Returns:
+      ``uint8 [height, width, 3]`` array.
     """
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
