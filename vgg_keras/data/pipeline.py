@@ -45,6 +45,13 @@ def _check_int(name: str, value, minimum: int = 1) -> None:
 def scale_range(scale, crop_size: int) -> tuple[int, int]:
     """Normalises ``scale`` (S or (S_min, S_max)) to a checked ``(s_min, s_max)`` pair.
 
+    Args:
+      scale: S (int) or ``(S_min, S_max)``.
+      crop_size: side of the crop taken at that scale.
+
+    Returns:
+      ``(s_min, s_max)`` as python ints (equal for a fixed S).
+
     Raises:
       ValueError: if ``scale`` is not an int or a pair of ints with
         ``crop_size <= s_min <= s_max``.
@@ -134,6 +141,10 @@ def decode_and_random_crop_window(encoded: tf.Tensor, crop_size: int, scale, see
 
 def decode_resize(encoded: tf.Tensor, scale) -> tf.Tensor:
     """Decodes any supported format and rescales so the smallest side is ``scale``.
+
+    Args:
+      encoded: scalar ``tf.string`` with the encoded image.
+      scale: smallest side after rescaling (python int or int scalar tensor).
 
     Returns:
       ``float32 [H, W, 3]`` RGB in [0, 255] with ``min(H, W) == scale``.
@@ -396,6 +407,9 @@ def find_undecodable(source: Source) -> list[int]:
 
     Returns:
       Sorted indices (in ``source.dataset`` order) of undecodable examples.
+
+    Raises:
+      TypeError: if ``source`` is not a :class:`~vgg_keras.data.sources.Source`.
     """
     if not isinstance(source, Source):
         raise TypeError(f"`source` must be a vgg_keras.data.Source, got {type(source)}.")

@@ -50,7 +50,15 @@ def _shard_of(input_context) -> tuple[int, int] | None:
 
 
 def shard_dataset(dataset: tf.data.Dataset, input_context) -> tf.data.Dataset:
-    """Keeps every ``num_input_pipelines``-th element, starting at this pipeline's id."""
+    """Keeps every ``num_input_pipelines``-th element, starting at this pipeline's id.
+
+    Args:
+      dataset: any ``tf.data.Dataset``.
+      input_context: ``tf.distribute.InputContext`` or ``None``.
+
+    Returns:
+      This pipeline's shard, or ``dataset`` itself without a context or with one pipeline.
+    """
     shard = _shard_of(input_context)
     return dataset if shard is None else dataset.shard(*shard)
 
