@@ -452,7 +452,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
     _check_warm_start_files(config, workdir)
     strategy = strategy_lib.make_strategy(config.training.strategy, config.training.tpu_address)
     data = data_lib.training_data(config, config.training.batch_size)
-    mean = data.mean_rgb or _previous_mean_rgb(os.path.join(workdir, "config.json"))
+    mean = data.mean_rgb or _previous_mean_rgb(RunPaths.of(workdir).config)
     if mean is None:
         mean = data_lib.estimate_mean_rgb(data.train_source, config.data.crop_size, config.data.scale_min,
                                           config.data.mean_rgb_images)
