@@ -75,6 +75,14 @@ def _export(result: trainer.TrainResult, config: ml_collections.ConfigDict) -> s
     )
 
 
+def _timed(seconds: dict, stage: str, fn, *args):
+    """`fn(*args)`, its wall time stored in `seconds[stage]`."""
+    start = time.perf_counter()
+    value = fn(*args)
+    seconds[stage] = time.perf_counter() - start
+    return value
+
+
 def _check_stages(config: ml_collections.ConfigDict) -> None:
     """Fails before training when a stage asked for after training cannot run."""
     for stage, module in (("evaluate", "vgg_keras.evaluation"), ("export", "vgg_keras.export")):
@@ -100,18 +108,16 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str) -> Experimen
         An `ExperimentResult`; `summary()` lists where everything was written.
 
     Raises:
-        ValueError, FileNotFoundError: Before training, for a bad config or missing data.
+        ValueError: Before training, for a bad config.
+        FileNotFoundError: Before training, for a missing dataset or warm-start file.
+        ImportError: Before training, if a stage `config.after` asks for cannot be imported.
+        FloatingPointError: If the loss became NaN/Inf (the last good backup is kept).
     """
     _check_stages(config)
-    start = time.perf_counter()
-    result = ExperimentResult(trainer.train(config, workdir))
-    result.seconds["train"] = time.perf_counter() - start
+    seconds: dict = {}
+    result = ExperimentResult(_timed(seconds, "train", trainer.train, config, workdir), seconds=seconds)
     if config.after.evaluate:
-        start = time.perf_counter()
-        result.report = _evaluate(result.train, config)
-        result.seconds["evaluate"] = time.perf_counter() - start
+        result.report = _timed(seconds, "evaluate", _evaluate, result.train, config)
     if config.after.export:
-        start = time.perf_counter()
-        result.export_dir = _export(result.train, config)
-        result.seconds["export"] = time.perf_counter() - start
+        result.export_dir = _timed(seconds, "export", _export, result.train, config)
     return result
