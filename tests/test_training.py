@@ -38,6 +38,14 @@ def tiny_config(arch="A", epochs=2, steps_per_epoch=6) -> ml_collections.ConfigD
     return config
 
 
+def _override(config: ml_collections.ConfigDict, values: dict) -> ml_collections.ConfigDict:
+    """`config` with `{"section.key": value}` set, as command-line overrides do."""
+    for field, value in values.items():
+        section, key = field.split(".")
+        config[section][key] = value
+    return config
+
+
 # --------------------------------------------------------------------------- configs
 
 
@@ -66,27 +74,26 @@ def test_linear_lr_scaling():
     ],
 )
 def test_bad_config_values_fail_before_training(tmp_path, field, value, message):
-    config = tiny_config()
-    section, key = field.split(".")
-    config[section][key] = value
+    config = _override(tiny_config(), {field: value})
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
         training.train(config, str(tmp_path))
     assert not os.listdir(tmp_path), "nothing may be written for an invalid config"
 
 
-def test_inconsistent_config_values():
-    config = tiny_config()
-    config.data.scale_min, config.data.scale_max = 64, 48
-    with pytest.raises(ValueError, match="data.scale_max=48"):
-        training.validate_config(config)
-    config = tiny_config()
-    config.init.from_shallower, config.init.checkpoint = "a.keras", "b.keras"
-    with pytest.raises(ValueError, match="at most one warm start"):
-        training.validate_config(config)
-    config = tiny_config()
-    config.training.strategy = "tpu"
-    with pytest.raises(ValueError, match="tpu_address"):
-        training.validate_config(config)
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"data.scale_min": 64, "data.scale_max": 48}, "data.scale_max=48"),
+        ({"init.from_shallower": "a.keras", "init.checkpoint": "b.keras"}, "at most one warm start"),
+        ({"training.strategy": "tpu"}, "tpu_address"),
+    ],
+)
+def test_inconsistent_config_values(values, message):
+    with pytest.raises(ValueError, match=message):
+        training.validate_config(_override(tiny_config(), values))
+
+
+def test_a_config_must_be_a_config_dict():
     with pytest.raises(TypeError, match="ConfigDict"):
         training.validate_config({"model": {}})
 
