@@ -11,9 +11,11 @@ Writes results.md (paper-style table), results.json, confusion.md, crop_grid.png
 predictions.png to --output_dir.
 """
 
+import functools
+
 from absl import app, flags
 
-from vgg_keras import data
+from vgg_keras import data, preprocessing
 from vgg_keras import evaluation
 from vgg_keras.evaluation import load_model
 
@@ -42,18 +44,12 @@ flags.mark_flags_as_required(["model"])
 
 
 def _source():
-    # Folder and TFRecord sources have no data_dir.
-    uses_data_dir = _DATA_DIR.value and not _DATASET.value.startswith(("folder:", "tfrecord:"))
-    kwargs = {"data_dir": _DATA_DIR.value} if uses_data_dir else {}
-    return data.get_source(_DATASET.value, _SPLIT.value, **kwargs)
+    return data.get_source(_DATASET.value, _SPLIT.value, data_dir=_DATA_DIR.value)
 
 
 def _preprocess():
-    if not _PREPROCESSING.value:
-        return None
-    from vgg_keras import preprocessing  # pylint: disable=import-outside-toplevel
-
-    return lambda images: preprocessing.preprocess_input(images, mode=_PREPROCESSING.value)
+    mode = _PREPROCESSING.value
+    return functools.partial(preprocessing.preprocess_input, mode=mode) if mode else None
 
 
 def main(argv):

@@ -22,8 +22,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def _source(config, split):
-    kwargs = {"data_dir": config.data.data_dir} if config.data.data_dir else {}
-    return data.get_source(config.data.name, split, **kwargs)
+    return data.get_source(config.data.name, split, data_dir=config.data.data_dir)
 
 
 def main(argv):

@@ -11,12 +11,13 @@ Prints and writes `<output_dir>/transfer.json`: the test accuracy (class-index l
 mean average precision (multi-hot labels) of the linear classifier.
 """
 
+import functools
 import json
 import os
 
 from absl import app, flags
 
-from vgg_keras import data, features
+from vgg_keras import data, features, preprocessing
 from vgg_keras.evaluation import forward
 
 _MODEL = flags.DEFINE_string("model", None, "Model file (.keras/.h5) or name (vgg16, D, ...).")
@@ -44,19 +45,16 @@ flags.mark_flags_as_required(["model"])
 
 
 def _preprocess():
-    if not _PREPROCESSING.value:
-        return None
-    from vgg_keras import preprocessing  # pylint: disable=import-outside-toplevel
-
-    return lambda images: preprocessing.preprocess_input(images, mode=_PREPROCESSING.value)
+    mode = _PREPROCESSING.value
+    return functools.partial(preprocessing.preprocess_input, mode=mode) if mode else None
 
 
 def _descriptors(runner, split):
-    kwargs = {"data_dir": _DATA_DIR.value} if _DATA_DIR.value and not _DATASET.value.startswith(("folder:", "tfrecord:")) else {}
     if _MULTILABEL.value:
-        source = data.multilabel_tfds_source(_DATASET.value, split, label_key=_MULTILABEL.value, **kwargs)
+        source = data.multilabel_tfds_source(_DATASET.value, split, label_key=_MULTILABEL.value,
+                                             data_dir=_DATA_DIR.value or None)
     else:
-        source = data.get_source(_DATASET.value, split, **kwargs)
+        source = data.get_source(_DATASET.value, split, data_dir=_DATA_DIR.value)
     return source, features.extract_descriptors(runner, source, scales=[int(q) for q in _SCALES.value],
                                                 aggregation=_AGGREGATION.value, batch_size=_BATCH.value,
                                                 max_examples=_MAX.value)

@@ -183,3 +183,13 @@ def test_get_source_dispatch(folder, tmp_path):
     for bad in ("", "folder:", "tfrecord:"):
         with pytest.raises(ValueError, match="name"):
             sources.get_source(bad, "train")
+
+
+def test_get_source_takes_data_dir_for_every_kind_of_name(tmp_path):
+    """Recipes pass their --data_dir whatever the dataset; folder names carry their own path."""
+    folder = tmp_path / "images"
+    for label in ("a", "b"):
+        (folder / label).mkdir(parents=True)
+        (folder / label / "x.png").write_bytes(b"")
+    source = sources.get_source(f"folder:{folder}", "train", data_dir=str(tmp_path / "tfds"), manual_dir="")
+    assert source.class_names == ("a", "b")

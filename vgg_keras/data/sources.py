@@ -346,7 +346,8 @@ def tfrecord_source(pattern: str, *, num_classes: int, class_names=None, input_c
 # -------------------------------------------------------------------------- by name
 
 
-def get_source(name: str, split: str, **kwargs) -> Source:
+def get_source(name: str, split: str, *, data_dir: str | None = None, manual_dir: str | None = None,
+               **kwargs) -> Source:
     """Resolves a source by name, the form recipes take on the command line.
 
     Args:
@@ -355,6 +356,10 @@ def get_source(name: str, split: str, **kwargs) -> Source:
         ``"tfrecord:/glob"`` (needs ``num_classes=``; ``{split}`` in the glob is replaced
         by the split), or any TFDS name.
       split: split name passed to the source.
+      data_dir: TFDS data directory of TFDS names and the built-in dataset (``None`` or
+        ``""``: TFDS' default). Folder and TFRecord names carry their own path, so the
+        recipes' ``--data_dir`` does not apply to them.
+      manual_dir: TFDS manual-download directory (e.g. ``imagenet2012``'s tars); TFDS names only.
       **kwargs: forwarded to the source function.
 
     Returns:
@@ -368,7 +373,7 @@ def get_source(name: str, split: str, **kwargs) -> Source:
     if name in BUILTIN_NAMES or name.startswith("vgg_shapes/"):
         if "/" in name:
             kwargs.setdefault("config", name.split("/", 1)[1])
-        return builtin_source(split, **kwargs)
+        return builtin_source(split, data_dir=data_dir or None, **kwargs)
     for prefix in ("folder:", "tfrecord:"):
         if name.startswith(prefix) and not name[len(prefix):]:
             raise ValueError(f"`name` {name!r} needs a path after {prefix!r}.")
@@ -378,4 +383,4 @@ def get_source(name: str, split: str, **kwargs) -> Source:
         return folder_source(split_root if tf.io.gfile.isdir(split_root) else root, **kwargs)
     if name.startswith("tfrecord:"):
         return tfrecord_source(name[len("tfrecord:"):].replace("{split}", split), **kwargs)
-    return tfds_source(name, split, **kwargs)
+    return tfds_source(name, split, data_dir=data_dir or None, manual_dir=manual_dir or None, **kwargs)

@@ -38,12 +38,7 @@ class TrainingData:
 
 
 def _source_kwargs(config) -> dict:
-    kwargs = {}
-    if config.data.data_dir:
-        kwargs["data_dir"] = config.data.data_dir
-    if config.data.manual_dir and not config.data.name.startswith(("builtin", "vgg_shapes", "folder:", "tfrecord:")):
-        kwargs["manual_dir"] = config.data.manual_dir
-    return kwargs
+    return {"data_dir": config.data.data_dir, "manual_dir": config.data.manual_dir}
 
 
 def _get_source(config, split: str, input_context=None):
