@@ -63,10 +63,6 @@ def _chain(conv_model: keras.Model) -> list[keras.layers.Layer]:
     raise ValueError(f"Model {conv_model.name!r} has no 'predictions' layer.")
 
 
-def _base_size(conv_model: keras.Model) -> int:
-    return int(conv_model.get_layer("fc1").kernel_size[0]) * 32
-
-
 @dataclasses.dataclass
 class ModelRunner:
     """One model prepared for evaluation (conv head, preprocessing, compiled forward).
@@ -177,7 +173,7 @@ def prepare_model(model: keras.Model, preprocess: Preprocess | None = None, name
         )
     return ModelRunner(
         name=name or model.name,
-        base_size=_base_size(conv_model),
+        base_size=models_lib.head_of(conv_model)[1],
         num_classes=int(conv_model.get_layer("predictions").filters),
         layers=_chain(conv_model),
         preprocess=preprocess,
