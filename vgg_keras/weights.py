@@ -93,6 +93,10 @@ class WeightsFile:
     hash_kind: str
     include_top: bool = True
 
+    def __post_init__(self):
+        if self.hash_kind not in HASH_KINDS:
+            raise ValueError(f"hash_kind={self.hash_kind!r}; allowed: {', '.join(HASH_KINDS)}.")
+
     @property
     def filename(self) -> str:
         return self.url.rsplit("/", 1)[-1]
