@@ -21,6 +21,8 @@ import os
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from vgg_keras import preflight
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 BUILTIN_NAMES = ("builtin", "vgg_shapes")
 
@@ -104,7 +106,8 @@ def tfds_source(name: str, split: str, *, data_dir: str | None = None,
       data_dir: TFDS data directory; ``None`` uses TFDS' default
         (``~/tensorflow_datasets`` or ``$TFDS_DATA_DIR``).
       manual_dir: where manually downloaded archives are (``imagenet2012`` needs its tar
-        files there); ``None`` uses ``<data_dir>/downloads/manual``.
+        files there, see :func:`vgg_keras.preflight.check_imagenet`); ``None`` uses
+        ``<data_dir>/downloads/manual``.
       download: download and prepare the dataset if it is not there yet.
       input_context: ``tf.distribute.InputContext`` to read only this worker's shard.
       shuffle_files: shuffle the order of the files (training).
@@ -116,7 +119,12 @@ def tfds_source(name: str, split: str, *, data_dir: str | None = None,
 
     Raises:
       ValueError: if the dataset has no image/label features.
+      FileNotFoundError: for ``imagenet2012``, naming a missing archive and ``manual_dir``,
+        or a dataset prepared without ``split`` and the folder to delete (checked before
+        anything is written).
     """
+    if download and name.split(":", 1)[0] == "imagenet2012":
+        preflight.check_imagenet(split, data_dir, manual_dir)
     builder = tfds.builder(name, data_dir=data_dir)
     if download:
         config = tfds.download.DownloadConfig(manual_dir=manual_dir)
