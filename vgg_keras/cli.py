@@ -29,7 +29,7 @@ import functools
 import os
 import re
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from absl import app, flags, logging
 

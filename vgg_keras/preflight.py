@@ -178,7 +178,8 @@ def check_imagenet(split: str, data_dir: str | None = None, manual_dir: str | No
         return
     needed = sorted({archive for name in wanted for archive in _PREPARE_NEEDS[name]},
                     key=list(IMAGENET_ARCHIVES).index)
-    absent = [IMAGENET_ARCHIVES[name] for name in needed if not os.path.isfile(os.path.join(manual, IMAGENET_ARCHIVES[name]))]
+    absent = [IMAGENET_ARCHIVES[name] for name in needed
+              if not os.path.isfile(os.path.join(manual, IMAGENET_ARCHIVES[name]))]
     if absent:
         where = manual if os.path.isdir(manual) else f"{manual}, which does not exist"
         raise FileNotFoundError(
