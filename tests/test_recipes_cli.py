@@ -162,3 +162,11 @@ def test_no_message_is_lost_in_the_cleanup():
     assert cli._message(ValueError("two\n  lines"), argv) == "two lines"
     with pytest.raises(app.UsageError, match=r"^--scales=1,x: allowed: comma-separated integers\.$"):
         cli.integers("scales", ["1", "x"])
+
+
+def test_unknown_tfds_name_is_one_short_line_and_creates_nothing(tmp_path):
+    from vgg_keras import data
+
+    with pytest.raises(ValueError, match=r"^TFDS has no dataset 'imagenet2021'; did you mean 'imagenet2012'\?$"):
+        data.get_source("imagenet2021", "train", data_dir=str(tmp_path / "tfds"))
+    assert _tree(tmp_path) == []

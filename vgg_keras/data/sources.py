@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -94,6 +95,16 @@ def _split_size(info, split: str) -> int | None:
         return None
 
 
+def _builder(name: str, data_dir: str | None):
+    """`tfds.builder`, with an unknown name in one line instead of TFDS' list of every dataset."""
+    try:
+        return tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as error:
+        guess = re.search(r"Did you mean: \S+ -> (\S+) \?", str(error))
+        hint = f"did you mean {guess[1]!r}?" if guess else "see https://www.tensorflow.org/datasets/catalog."
+        raise ValueError(f"TFDS has no dataset {name!r}; {hint}") from None
+
+
 def tfds_source(name: str, split: str, *, data_dir: str | None = None,
                 manual_dir: str | None = None, download: bool = True, input_context=None,
                 shuffle_files: bool = False, seed: int | None = None) -> Source:
@@ -125,7 +136,7 @@ def tfds_source(name: str, split: str, *, data_dir: str | None = None,
     """
     if download and name.split(":", 1)[0] == "imagenet2012":
         preflight.check_imagenet(split, data_dir, manual_dir)
-    builder = tfds.builder(name, data_dir=data_dir)
+    builder = _builder(name, data_dir)
     if download:
         config = tfds.download.DownloadConfig(manual_dir=manual_dir)
         builder.download_and_prepare(download_config=config)
@@ -181,7 +192,7 @@ def multilabel_tfds_source(name: str = "voc/2007", split: str = "train", *,
     Raises:
       ValueError: if ``label_key`` is not a sequence of class labels of the dataset.
     """
-    builder = tfds.builder(name, data_dir=data_dir)
+    builder = _builder(name, data_dir)
     features = builder.info.features
     labels = features[label_key] if label_key in features else None
     if not (isinstance(labels, tfds.features.Sequence)
