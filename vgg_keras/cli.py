@@ -94,10 +94,15 @@ def _message(error: BaseException, argv: list[str] | None = None) -> str:
     return _one_line(error) or type(error).__name__
 
 
-def _exit(error: BaseException, code: int, argv: list[str] | None = None) -> None:
+def _exit(error: BaseException, code: int, argv: list[str] | None = None, suffix: str = "") -> None:
     sys.stdout.flush()
-    print(f"error: {_message(error, argv)}", file=sys.stderr, flush=True)
+    print(f"error: {_message(error, argv)}{suffix}", file=sys.stderr, flush=True)
     sys.exit(code)
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    """--debug before the flags are parsed (a parse error leaves FLAGS unparsed)."""
+    return any(arg in ("--debug", "--debug=true", "--debug=True", "--debug=1") for arg in argv)
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -105,13 +110,13 @@ def _parse_flags(argv: list[str]) -> list[str]:
     try:
         remaining = flags.FLAGS(argv)
     except Exception as error:  # config_flags raises AttributeError, OSError, ... while parsing
-        if "--debug" in argv:
+        if _debug_requested(argv):
             raise
         _exit(error, USAGE_EXIT_CODE, argv)
     for name in flags.FLAGS:
         value = flags.FLAGS[name].value
         if type(value).__name__ == "_ErrorConfig":  # config_flags defers a config file's IOError
-            if "--debug" in argv:
+            if _debug_requested(argv):
                 raise object.__getattribute__(value, "_error")
             _exit(app.UsageError(_config_file_error(name, object.__getattribute__(value, "_error"))), USAGE_EXIT_CODE)
     return remaining
@@ -124,7 +129,7 @@ def _quiet() -> bool:
         return False
     # absl raises the default to INFO after parsing; the recipes' default is WARNING.
     logging.set_verbosity(logging.WARNING)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # C++ INFO off, warnings and errors kept
     return True
 
 
@@ -153,15 +158,19 @@ def _import_tensorflow(quiet: bool) -> None:
 
 def _main(main: Callable, check: Callable | None, argv: list[str]):
     quiet = _quiet()
+    checked = False
     try:
         if check is not None:
             check()
+        checked = True
         _import_tensorflow(quiet)
         return main(argv)
     except _USER_ERRORS + _RUN_ERRORS as error:
         if _DEBUG.value:
             raise
-        _exit(error, USAGE_EXIT_CODE if isinstance(error, _USER_ERRORS) else 1)
+        # An error found after the checks may come from deep inside a library: say how to see where.
+        suffix = " (--debug shows the traceback)" if checked else ""
+        _exit(error, USAGE_EXIT_CODE if isinstance(error, _USER_ERRORS) else 1, suffix=suffix)
 
 
 def run(main: Callable, check: Callable | None = None) -> None:

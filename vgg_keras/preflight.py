@@ -47,6 +47,12 @@ def _is_url(path: str) -> bool:
     return "://" in path  # gs://, s3://, ...: not checkable without tf.io.gfile
 
 
+def _check_path(argument: str, path: str, exists, kind: str) -> str:
+    if not _is_url(path) and not exists(path):
+        raise FileNotFoundError(f"{argument}={path!r}: no such {kind}.")
+    return path
+
+
 def check_file(argument: str, path: str) -> str:
     """Fails unless `path` is an existing file (URLs are not checked).
 
@@ -60,27 +66,12 @@ def check_file(argument: str, path: str) -> str:
     Raises:
         FileNotFoundError: Naming the argument and the path.
     """
-    if not _is_url(path) and not os.path.isfile(path):
-        raise FileNotFoundError(f"{argument}={path!r}: no such file.")
-    return path
+    return _check_path(argument, path, os.path.isfile, "file")
 
 
 def check_folder(argument: str, path: str) -> str:
-    """Fails unless `path` is an existing folder (URLs are not checked).
-
-    Args:
-        argument: How the user gave it, e.g. "--folder".
-        path: The path.
-
-    Returns:
-        `path`.
-
-    Raises:
-        FileNotFoundError: Naming the argument and the path.
-    """
-    if not _is_url(path) and not os.path.isdir(path):
-        raise FileNotFoundError(f"{argument}={path!r}: no such folder.")
-    return path
+    """`check_file` for a folder, e.g. `check_folder("--folder", path)`."""
+    return _check_path(argument, path, os.path.isdir, "folder")
 
 
 def check_model_spec(argument: str, spec: str) -> str:
