@@ -11,9 +11,9 @@ weights' preprocessing built in (RGB in [0, 255]); the `.weights.h5` records it.
 the largest output difference against the source model when its framework is installed.
 """
 
-from absl import app, flags
+from absl import flags
 
-from vgg_keras import convert
+from vgg_keras import cli, preflight
 
 _SOURCE = flags.DEFINE_string("source", None, "The weights file to convert.")
 _ARCH = flags.DEFINE_string("arch", None, "Model name or paper letter: vgg11 ... vgg19_bn, A ... E.")
@@ -30,8 +30,14 @@ _BASE_SIZE = flags.DEFINE_integer("base_size", None, "Classifier input size for 
 flags.mark_flags_as_required(["source", "arch", "output"])
 
 
+def check():
+    preflight.check_file("--source", _SOURCE.value)
+
+
 def main(argv):
     del argv
+    from vgg_keras import convert  # pylint: disable=import-outside-toplevel  # TensorFlow: after check()
+
     extra = {"width_multiplier": _WIDTH.value, "fc_units": _FC_UNITS.value, "classes": _CLASSES.value,
              "base_size": _BASE_SIZE.value}
     result = convert.convert_weights(
@@ -53,4 +59,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, check=check)

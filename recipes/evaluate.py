@@ -4,20 +4,20 @@
         --methods=dense,multicrop,dense+multicrop --scales=64,96,128 --crop_size=64 \
         --output_dir=runs/quickstart/eval
     python recipes/evaluate.py --model=vgg16 --weights=imagenet --preprocessing=caffe \
-        --dataset=imagenet2012 --methods=dense --scales=256,384,512       # Table 4 protocol
+        --dataset=imagenet2012 --data_dir=/data/tfds --manual_dir=/data/imagenet \
+        --methods=dense --scales=256,384,512                                # Table 4 protocol
     python recipes/evaluate.py --model=d.keras --model=e.keras ...         # ensemble (Table 6)
 
 Writes results.md (paper-style table), results.json, confusion.md, crop_grid.png and
-predictions.png to --output_dir.
+predictions.png to --output_dir. A bad flag, a missing model file or dataset ends in one
+`error:` line (exit code 2) before TensorFlow loads; --debug shows the traceback.
 """
 
 import functools
 
-from absl import app, flags
+from absl import flags
 
-from vgg_keras import data, preprocessing
-from vgg_keras import evaluation
-from vgg_keras.evaluation import load_model
+from vgg_keras import cli, preflight
 
 _MODEL = flags.DEFINE_multi_string(
     "model", None, "Model file (.keras/.h5) or name (vgg16, D, ...); repeat for an ensemble.")
@@ -29,7 +29,10 @@ _DATASET = flags.DEFINE_string(
     "dataset", "builtin", "Source: builtin, vgg_shapes/tiny, folder:/path, tfrecord:/glob or a TFDS name.")
 _SPLIT = flags.DEFINE_string("split", "validation", "Split to evaluate.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory (TFDS and built-in sources).")
-_METHODS = flags.DEFINE_list("methods", ["dense", "multicrop", "dense+multicrop"], f"Any of {evaluation.METHODS}.")
+_MANUAL_DIR = flags.DEFINE_string(
+    "manual_dir", None, "Where imagenet2012's ILSVRC2012_img_*.tar are (default: <data_dir>/downloads/manual).")
+_METHODS = flags.DEFINE_list("methods", ["dense", "multicrop", "dense+multicrop"],
+                             "Any of center, dense, multicrop, dense+multicrop.")
 _SCALES = flags.DEFINE_list("scales", ["256", "384", "512"], "Test scales Q (smallest image side).")
 _CROP = flags.DEFINE_integer("crop_size", 224, "Crop size for centre and multi-crop evaluation.")
 _GRID = flags.DEFINE_integer("grid", 5, "Multi-crop grid side (5 in the paper).")
@@ -43,30 +46,43 @@ _OUTPUT = flags.DEFINE_string("output_dir", None, "Where to write the reports.")
 flags.mark_flags_as_required(["model"])
 
 
-def _source():
-    return data.get_source(_DATASET.value, _SPLIT.value, data_dir=_DATA_DIR.value)
+def check():
+    for spec in _MODEL.value:
+        preflight.check_model_spec("--model", spec)
+    preflight.check_source(_DATASET.value, _SPLIT.value, _DATA_DIR.value, _MANUAL_DIR.value)
+    cli.integers("scales", _SCALES.value)
+    _train_scale()
+
+
+def _train_scale():
+    scales = cli.integers("train_scale", _TRAIN_SCALE.value.split(",")) if _TRAIN_SCALE.value else None
+    return scales[0] if scales and len(scales) == 1 else scales
 
 
 def _preprocess():
+    from vgg_keras import preprocessing  # pylint: disable=import-outside-toplevel
+
     mode = _PREPROCESSING.value
     return functools.partial(preprocessing.preprocess_input, mode=mode) if mode else None
 
 
 def main(argv):
     del argv
-    source = _source()
+    # TensorFlow: after check().  pylint: disable=import-outside-toplevel
+    from vgg_keras import data, evaluation
+    from vgg_keras.evaluation import load_model
+
+    source = data.get_source(_DATASET.value, _SPLIT.value, data_dir=_DATA_DIR.value, manual_dir=_MANUAL_DIR.value)
     build_kwargs = dict(weights=_WEIGHTS.value, width_multiplier=_WIDTH.value, fc_units=_FC_UNITS.value,
                         base_size=_BASE_SIZE.value, classes=source.num_classes)
     models = [load_model(spec, **build_kwargs) for spec in _MODEL.value]
-    train_scale = [int(s) for s in _TRAIN_SCALE.value.split(",")] if _TRAIN_SCALE.value else None
     report = evaluation.evaluate(
-        models, source, methods=_METHODS.value, scales=[int(q) for q in _SCALES.value], crop_size=_CROP.value,
+        models, source, methods=_METHODS.value, scales=cli.integers("scales", _SCALES.value), crop_size=_CROP.value,
         flip=_FLIP.value, grid=_GRID.value, batch_size=_BATCH.value, preprocess=_preprocess(),
-        max_examples=_MAX.value, output_dir=_OUTPUT.value,
-        train_scale=train_scale[0] if train_scale and len(train_scale) == 1 else train_scale,
+        max_examples=_MAX.value, output_dir=_OUTPUT.value, train_scale=_train_scale(),
     )
     print(report.to_markdown())
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, check=check)

@@ -15,25 +15,24 @@ import os
 
 from absl import app, flags
 
-from vgg_keras import data
-from vgg_keras.evaluation import forward
-from vgg_keras.export import saved_model
-from vgg_keras.export import signatures
-from vgg_keras.export import tflite
+from vgg_keras import cli, preflight
+
+# vgg_keras.export.signatures.MODES (a test keeps them equal), here to check --mode before TensorFlow loads.
+MODES = ("center", "dense")
 
 _MODEL = flags.DEFINE_string("model", None, "Model file (.keras) or name (vgg16, D, ...).")
 _WEIGHTS = flags.DEFINE_string("weights", None, "Weights tag or file for a model given by name.")
 _EXPORT_ROOT = flags.DEFINE_string("export_root", "savedmodels", "TF Serving model repository.")
 _NAME = flags.DEFINE_string("model_name", None, "Serving name and directory (default: the model's name).")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: next free; never overwritten).")
-_MODE = flags.DEFINE_enum("mode", "center", list(signatures.MODES), "center crop or dense (whole image) evaluation.")
+_MODE = flags.DEFINE_enum("mode", "center", list(MODES), "center crop or dense (whole image) evaluation.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Centre-crop side (default: the head's base size).")
 _RESIZE = flags.DEFINE_integer("resize_size", None, "Smallest side before cropping (default: 256/224 of the crop).")
 _TOP_K = flags.DEFINE_integer("top_k", None, "Classes in the top-k outputs (default: 5, fewer for fewer classes).")
 _PREPROCESSING = flags.DEFINE_string(
     "preprocessing", None, "For models without a preprocessing layer: caffe, torch, mean_rgb or none.")
 _FLOAT_SIGNATURE = flags.DEFINE_bool("float_signature", True, "Add the predict_float signature.")
-_TFLITE = flags.DEFINE_list("tflite", [], f"TFLite modes to convert, any of {tflite.QUANTIZATIONS}.")
+_TFLITE = flags.DEFINE_list("tflite", [], "TFLite modes to convert: any of vgg_keras.export.tflite.QUANTIZATIONS.")
 _TFLITE_DIR = flags.DEFINE_string("tflite_dir", "savedmodels/tflite", "Where to write .tflite files and reports.")
 _DATASET = flags.DEFINE_string("dataset", None, "Source for class names, calibration and parity images "
                                "(builtin, folder:/path, tfrecord:/glob or a TFDS name).")
@@ -43,7 +42,17 @@ _NUM_IMAGES = flags.DEFINE_integer("num_images", 100, "Images for calibration an
 flags.mark_flags_as_required(["model"])
 
 
+def check():
+    preflight.check_model_spec("--model", _MODEL.value)
+    if _TFLITE.value and not _DATASET.value:
+        raise app.UsageError("--tflite needs --dataset (held-out images for the parity reports).")
+    if _DATASET.value:
+        preflight.check_source(_DATASET.value, _SPLIT.value)
+
+
 def _export_tflite(model, source_fn) -> None:
+    from vgg_keras.export import saved_model, tflite  # pylint: disable=import-outside-toplevel
+
     size = _IMAGE_SIZE.value or saved_model.base_size(model)
     images = lambda split: tflite.representative_images(  # noqa: E731
         source_fn(split), image_size=size, resize_size=_RESIZE.value, num_images=_NUM_IMAGES.value)
@@ -60,9 +69,12 @@ def _export_tflite(model, source_fn) -> None:
 
 def main(argv):
     del argv
+    # TensorFlow: after check().  pylint: disable=import-outside-toplevel
+    from vgg_keras import data
+    from vgg_keras.evaluation import forward
+    from vgg_keras.export import saved_model
+
     source_fn = (lambda split: data.get_source(_DATASET.value, split)) if _DATASET.value else None
-    if _TFLITE.value and source_fn is None:
-        raise app.UsageError("--tflite needs --dataset (held-out images for the parity reports).")
     class_names = source_fn(_SPLIT.value).class_names if source_fn else None
     model = forward.load_model(_MODEL.value, weights=_WEIGHTS.value)
     version_dir = saved_model.export_saved_model(
@@ -75,4 +87,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, check=check)

@@ -13,24 +13,35 @@ import os
 from absl import app, flags
 from ml_collections import config_flags
 
-from vgg_keras import data, localization
-from vgg_keras.evaluation import forward
+from vgg_keras import cli, preflight
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (recipes/configs/localization.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where the localizer and the reports are written.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def check():
+    config = _CONFIG.value
+    if not os.path.isfile(config.classifier):
+        raise app.UsageError(f"config.classifier={config.classifier!r} does not exist; train one first "
+                             "(python recipes/train.py --config=recipes/configs/quickstart.py --workdir=runs/quickstart).")
+    for split in (config.data.train_split, config.data.eval_split):
+        preflight.check_source(config.data.name, split, config.data.data_dir)
+
+
 def _source(config, split):
+    from vgg_keras import data  # pylint: disable=import-outside-toplevel
+
     return data.get_source(config.data.name, split, data_dir=config.data.data_dir)
 
 
 def main(argv):
     del argv
+    # TensorFlow: after check().  pylint: disable=import-outside-toplevel
+    from vgg_keras import localization
+    from vgg_keras.evaluation import forward
+
     config, workdir = _CONFIG.value, _WORKDIR.value
-    if not os.path.isfile(config.classifier):
-        raise app.UsageError(f"config.classifier={config.classifier!r} does not exist; train one first "
-                             "(python recipes/train.py --config=recipes/configs/quickstart.py --workdir=runs/quickstart).")
     classifier = forward.load_model(config.classifier)
     localizer = localization.build_localizer(classifier, config.mode)
     train_source = _source(config, config.data.train_split)
@@ -52,4 +63,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, check=check)

@@ -7,9 +7,9 @@ Read them back with ``vgg_keras.data.tfrecord_source("/data/records/train-*", nu
 or ``--dataset=tfrecord:/data/records/{split}-*`` in the other recipes.
 """
 
-from absl import app, flags, logging
+from absl import flags
 
-from vgg_keras.data import tfrecords
+from vgg_keras import cli, preflight
 
 _FOLDER = flags.DEFINE_string("folder", None, "Folder with one sub-folder per class.",
                               required=True)
@@ -22,13 +22,19 @@ _LABEL_OFFSET = flags.DEFINE_integer(
     "label_offset", 0, "Added to the 0-based labels (1 mimics TF-slim ImageNet shards).")
 
 
+def check():
+    preflight.check_folder("--folder", _FOLDER.value)
+
+
 def main(argv):
     del argv
+    from vgg_keras.data import tfrecords  # pylint: disable=import-outside-toplevel  # TensorFlow: after check()
+
     paths = tfrecords.write_tfrecords(
         _FOLDER.value, _OUTPUT_DIR.value, num_shards=_NUM_SHARDS.value, prefix=_PREFIX.value,
         seed=_SEED.value, label_offset=_LABEL_OFFSET.value)
-    logging.info("Wrote %d shards to %s", len(paths), _OUTPUT_DIR.value)
+    print(f"Wrote {len(paths)} shards to {_OUTPUT_DIR.value}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, check=check)

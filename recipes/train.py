@@ -2,35 +2,51 @@
 
     python recipes/train.py --config=recipes/configs/quickstart.py --workdir=runs/quickstart
     python recipes/train.py --config=recipes/configs/d_s256.py --workdir=runs/d_s256 \
-        --config.data.data_dir=/data/tfds --strategy=mirrored
+        --config.data.data_dir=/data/tfds --config.data.manual_dir=/data/imagenet --strategy=mirrored
 
 Rerunning the same command resumes from the last backup. Any config field can be
 overridden: --config.training.batch_size=128 --config.optimizer.learning_rate=0.005 ...
+A bad flag, override or dataset ends in one `error:` line (exit code 2) before TensorFlow
+loads; --debug shows the traceback, --verbosity=0 the TensorFlow/absl INFO logs.
 """
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
-from vgg_keras import training
+from vgg_keras import cli, preflight
+from vgg_keras.training import config as config_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (recipes/configs/*.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory; rerun with the same one to resume.")
-_STRATEGY = flags.DEFINE_enum("strategy", None, list(training.config.STRATEGIES),
+_STRATEGY = flags.DEFINE_enum("strategy", None, list(config_lib.STRATEGIES),
                               "Shortcut for --config.training.strategy.")
 _TPU = flags.DEFINE_string("tpu_address", None, "Shortcut for --config.training.tpu_address.")
 _BACKUP = flags.DEFINE_integer("backup_every_steps", None, "Shortcut for --config.training.backup_every_steps.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def main(argv):
-    del argv
+def _config():
+    """The config with the shortcut flags applied and derived fields filled (validated)."""
     config = _CONFIG.value
     for field, flag in (("strategy", _STRATEGY), ("tpu_address", _TPU), ("backup_every_steps", _BACKUP)):
         if flag.value is not None:
             config.training[field] = flag.value
-    result = training.run_experiment(config, _WORKDIR.value)
+    return config_lib.validate_config(config)
+
+
+def check():
+    d = _config().data
+    for split in (d.train_split, d.eval_split):
+        preflight.check_source(d.name, split, d.data_dir, d.manual_dir)
+
+
+def main(argv):
+    del argv
+    from vgg_keras import training  # pylint: disable=import-outside-toplevel  # TensorFlow: after check()
+
+    result = training.run_experiment(_config(), _WORKDIR.value)
     print(result.summary())
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, check=check)

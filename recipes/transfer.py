@@ -15,10 +15,13 @@ import functools
 import json
 import os
 
-from absl import app, flags
+from absl import flags
 
-from vgg_keras import data, features, preprocessing
-from vgg_keras.evaluation import forward
+from vgg_keras import cli, preflight
+
+# vgg_keras.features.AGGREGATIONS / LOSSES (a test keeps them equal), here to check flags before TensorFlow loads.
+AGGREGATIONS = ("average", "stack")
+LOSSES = ("hinge", "softmax")
 
 _MODEL = flags.DEFINE_string("model", None, "Model file (.keras/.h5) or name (vgg16, D, ...).")
 _WEIGHTS = flags.DEFINE_string("weights", None, "Weights tag or file for a model given by name.")
@@ -32,36 +35,52 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
 _MULTILABEL = flags.DEFINE_string("multilabel_key", None,
                                   "Multi-label TFDS dataset (VOC): its label-list feature, e.g. 'labels'; reports mAP.")
 _SCALES = flags.DEFINE_list("scales", ["256"], "Test scales Q of the descriptor.")
-_AGGREGATION = flags.DEFINE_enum("aggregation", "average", list(features.AGGREGATIONS), "How scales combine.")
+_AGGREGATION = flags.DEFINE_enum("aggregation", "average", list(AGGREGATIONS), "How scales combine.")
 _PREPROCESSING = flags.DEFINE_string("preprocessing", None,
                                      "Normalisation for models without a preprocessing layer: caffe, torch or mean_rgb.")
 _BATCH = flags.DEFINE_integer("batch_size", 16, "Images per batch.")
 _MAX = flags.DEFINE_integer("max_examples", None, "Use only the first N images of each split.")
-_LOSS = flags.DEFINE_enum("loss", "hinge", list(features.LOSSES), "Linear SVM (hinge) or soft-max.")
+_LOSS = flags.DEFINE_enum("loss", "hinge", list(LOSSES), "Linear SVM (hinge) or soft-max.")
 _L2 = flags.DEFINE_float("l2", 1e-4, "L2 penalty of the linear classifier.")
 _EPOCHS = flags.DEFINE_integer("epochs", 100, "Epochs of the linear classifier.")
 _OUTPUT = flags.DEFINE_string("output_dir", None, "Where to write transfer.json.")
 flags.mark_flags_as_required(["model"])
 
 
+def check():
+    preflight.check_model_spec("--model", _MODEL.value)
+    if not _MULTILABEL.value:
+        for split in (_TRAIN_SPLIT.value, _TEST_SPLIT.value):
+            preflight.check_source(_DATASET.value, split, _DATA_DIR.value)
+    cli.integers("scales", _SCALES.value)
+
+
 def _preprocess():
+    from vgg_keras import preprocessing  # pylint: disable=import-outside-toplevel
+
     mode = _PREPROCESSING.value
     return functools.partial(preprocessing.preprocess_input, mode=mode) if mode else None
 
 
 def _descriptors(runner, split):
+    from vgg_keras import data, features  # pylint: disable=import-outside-toplevel
+
     if _MULTILABEL.value:
         source = data.multilabel_tfds_source(_DATASET.value, split, label_key=_MULTILABEL.value,
                                              data_dir=_DATA_DIR.value or None)
     else:
         source = data.get_source(_DATASET.value, split, data_dir=_DATA_DIR.value)
-    return source, features.extract_descriptors(runner, source, scales=[int(q) for q in _SCALES.value],
+    return source, features.extract_descriptors(runner, source, scales=cli.integers("scales", _SCALES.value),
                                                 aggregation=_AGGREGATION.value, batch_size=_BATCH.value,
                                                 max_examples=_MAX.value)
 
 
 def main(argv):
     del argv
+    # TensorFlow: after check().  pylint: disable=import-outside-toplevel
+    from vgg_keras import features
+    from vgg_keras.evaluation import forward
+
     model = forward.load_model(_MODEL.value, weights=_WEIGHTS.value, width_multiplier=_WIDTH.value,
                                fc_units=_FC_UNITS.value, base_size=_BASE_SIZE.value)
     runner = features.descriptor_runner(model, _preprocess())
@@ -84,4 +103,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, check=check)

@@ -129,7 +129,7 @@ def test_every_table3_row_has_a_valid_config():
         assert config.optimizer.momentum == 0.9 and config.optimizer.weight_decay == 5e-4
     d384 = _load_config_file(os.path.join(REPO, "recipes", "configs", "d_s384.py"))
     assert d384.init.checkpoint == "runs/d_s256/model.keras" and d384.optimizer.learning_rate == 1e-3
-    jitter = _load_config_file(os.path.join(REPO, "recipes", "configs", "e_s256_512.py"))
+    jitter = training.validate_config(_load_config_file(os.path.join(REPO, "recipes", "configs", "e_s256_512.py")))
     assert (jitter.data.scale_min, jitter.data.scale_max, jitter.data.eval_scale) == (256, 512, 384)
     assert jitter.init.checkpoint == "runs/e_s384/model.keras"
     b = _load_config_file(os.path.join(REPO, "recipes", "configs", "b_s256.py"))

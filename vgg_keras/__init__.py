@@ -1,42 +1,32 @@
 """vgg_keras: the VGG family (Simonyan & Zisserman, 2015) for Keras 3 / TensorFlow.
 
-Models, weights and preprocessing are imported eagerly; the heavier sub-packages
-(`data`, `evaluation`, `training`, `export`, `localization`, `features`) and their main
-entry points load on first use, so `import vgg_keras` stays quick.
+Every public name loads on first use (`vgg_keras.VGG16` imports Keras then), so
+`import vgg_keras` and TensorFlow-free leaves such as `vgg_keras.configs`,
+`vgg_keras.training.config` and `vgg_keras.cli` stay quick: the recipes check their
+flags and configs before TensorFlow is imported. Import `vgg_keras.layers` (or use
+`vgg_keras.evaluation.load_model`) before `keras.saving.load_model` reads a file with
+vgg_keras layers.
 """
 
 import importlib
 
 from vgg_keras.configs import CONFIGS
-from vgg_keras.layers import LocalResponseNormalization
-from vgg_keras.models import (
-    VGG11,
-    VGG11BN,
-    VGG11LRN,
-    VGG13,
-    VGG13BN,
-    VGG16,
-    VGG16BN,
-    VGG16C,
-    VGG19,
-    VGG19BN,
-    build,
-    feature_extractor,
-    get_model,
-    init_from_shallower,
-    list_models,
-    score_map_model,
-    to_dense,
-    to_fully_convolutional,
-)
-from vgg_keras.preprocessing import (
-    Preprocessing,
-    decode_predictions,
-    imagenet_classes,
-    preprocess_input,
-    preprocessing_layer,
-)
-from vgg_keras.weights import list_weights, preprocessing_mode_for
+
+# Everything else loads on first use, so that `import vgg_keras.<leaf>` (a recipe's config,
+# the command-line checks) does not pay for TensorFlow: name -> module.
+_MODEL_MODULES = {
+    "vgg_keras.layers": ("LocalResponseNormalization",),
+    "vgg_keras.models": (
+        "VGG11", "VGG11BN", "VGG11LRN", "VGG13", "VGG13BN", "VGG16", "VGG16BN", "VGG16C", "VGG19", "VGG19BN",
+        "build", "feature_extractor", "get_model", "init_from_shallower", "list_models", "score_map_model",
+        "to_dense", "to_fully_convolutional",
+    ),
+    "vgg_keras.preprocessing": (
+        "Preprocessing", "decode_predictions", "imagenet_classes", "preprocess_input", "preprocessing_layer",
+    ),
+    "vgg_keras.weights": ("list_weights", "preprocessing_mode_for"),
+}
+_MODEL_NAMES = {name: module for module, names in _MODEL_MODULES.items() for name in names}
 
 __version__ = "0.1.0.dev0"
 
@@ -64,15 +54,18 @@ _LAZY_NAMES = {
 
 
 def __getattr__(name):
+    module = _MODEL_NAMES.get(name) or _LAZY_NAMES.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
     if name in _SUBMODULES:
         return importlib.import_module(f"vgg_keras.{name}")
-    if name in _LAZY_NAMES:
-        return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
     raise AttributeError(f"module 'vgg_keras' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_SUBMODULES) | set(_LAZY_NAMES))
+    return sorted(set(globals()) | set(_SUBMODULES) | set(_MODEL_NAMES) | set(_LAZY_NAMES))
 
 
 __all__ = [

@@ -3,7 +3,7 @@
 Initialisation: the same net trained at S=256, lr 1e-3.
 
     python recipes/train.py --config=recipes/configs/c_s384.py --workdir=runs/c_s384 \
-        --config.data.data_dir=/path/to/tensorflow_datasets
+        --config.data.data_dir=/data/tfds --config.data.manual_dir=/data/imagenet
 """
 
 from vgg_keras.training import config as config_lib

@@ -3,7 +3,7 @@
 Initialisation: fine-tuning the same net trained at S=384, lr 1e-3.
 
     python recipes/train.py --config=recipes/configs/d_s256_512.py --workdir=runs/d_s256_512 \
-        --config.data.data_dir=/path/to/tensorflow_datasets
+        --config.data.data_dir=/data/tfds --config.data.manual_dir=/data/imagenet
 """
 
 from vgg_keras.training import config as config_lib

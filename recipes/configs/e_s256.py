@@ -3,7 +3,7 @@
 Initialisation: first four convs and the FC layers of the trained net A (runs/a_s256).
 
     python recipes/train.py --config=recipes/configs/e_s256.py --workdir=runs/e_s256 \
-        --config.data.data_dir=/path/to/tensorflow_datasets
+        --config.data.data_dir=/data/tfds --config.data.manual_dir=/data/imagenet
 """
 
 from vgg_keras.training import config as config_lib

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
+
+from vgg_keras import preflight
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 BUILTIN_NAMES = ("builtin", "vgg_shapes")
@@ -92,6 +95,16 @@ def _split_size(info, split: str) -> int | None:
         return None
 
 
+def _builder(name: str, data_dir: str | None):
+    """`tfds.builder`, with an unknown name in one line instead of TFDS' list of every dataset."""
+    try:
+        return tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as error:
+        guess = re.search(r"Did you mean: \S+ -> (\S+) \?", str(error))
+        hint = f"did you mean {guess[1]!r}?" if guess else "see https://www.tensorflow.org/datasets/catalog."
+        raise ValueError(f"TFDS has no dataset {name!r}; {hint}") from None
+
+
 def tfds_source(name: str, split: str, *, data_dir: str | None = None,
                 manual_dir: str | None = None, download: bool = True, input_context=None,
                 shuffle_files: bool = False, seed: int | None = None) -> Source:
@@ -104,7 +117,8 @@ def tfds_source(name: str, split: str, *, data_dir: str | None = None,
       data_dir: TFDS data directory; ``None`` uses TFDS' default
         (``~/tensorflow_datasets`` or ``$TFDS_DATA_DIR``).
       manual_dir: where manually downloaded archives are (``imagenet2012`` needs its tar
-        files there); ``None`` uses ``<data_dir>/downloads/manual``.
+        files there, see :func:`vgg_keras.preflight.check_imagenet`); ``None`` uses
+        ``<data_dir>/downloads/manual``.
       download: download and prepare the dataset if it is not there yet.
       input_context: ``tf.distribute.InputContext`` to read only this worker's shard.
       shuffle_files: shuffle the order of the files (training).
@@ -116,8 +130,13 @@ def tfds_source(name: str, split: str, *, data_dir: str | None = None,
 
     Raises:
       ValueError: if the dataset has no image/label features.
+      FileNotFoundError: for ``imagenet2012``, naming a missing archive and ``manual_dir``,
+        or a dataset prepared without ``split`` and the folder to delete (checked before
+        anything is written).
     """
-    builder = tfds.builder(name, data_dir=data_dir)
+    if download and name.split(":", 1)[0] == "imagenet2012":
+        preflight.check_imagenet(split, data_dir, manual_dir)
+    builder = _builder(name, data_dir)
     if download:
         config = tfds.download.DownloadConfig(manual_dir=manual_dir)
         builder.download_and_prepare(download_config=config)
@@ -173,7 +192,7 @@ def multilabel_tfds_source(name: str = "voc/2007", split: str = "train", *,
     Raises:
       ValueError: if ``label_key`` is not a sequence of class labels of the dataset.
     """
-    builder = tfds.builder(name, data_dir=data_dir)
+    builder = _builder(name, data_dir)
     features = builder.info.features
     labels = features[label_key] if label_key in features else None
     if not (isinstance(labels, tfds.features.Sequence)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import tarfile
 from typing import Callable
 
 import numpy as np
@@ -90,6 +91,55 @@ def write_image_folder(root: str, num_classes: int = 3, per_class: int = 4,
             with open(path, "wb") as f:
                 f.write(encode(image, fmt))
             paths.append(path)
+    return paths
+
+
+def _add_to_tar(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    tar.addfile(info, io.BytesIO(payload))
+
+
+def write_imagenet_archives(manual_dir: str, num_validation: int = 6, per_class: int = 3,
+                            size: tuple[int, int] = (48, 64), train: bool = True, seed: int = 0) -> list[str]:
+    """Writes a tiny ImageNet in the real archives' layout, for TFDS' ``imagenet2012`` builder.
+
+    ``ILSVRC2012_img_val.tar`` holds ``ILSVRC2012_val_00000001.JPEG`` ...; TFDS labels them
+    with the first lines of its own validation label list. ``ILSVRC2012_img_train.tar``
+    holds one ``<synset>.tar`` per class of those validation images, each with
+    ``<synset>_<i>.JPEG`` files. The prepared dataset has ImageNet's 1000 classes.
+
+    Args:
+      manual_dir: the folder to write the archives to (created).
+      num_validation: validation images.
+      per_class: training images per class.
+      size: ``(height, width)`` of every image.
+      train: also write the training archive.
+      seed: base seed; every image differs.
+
+    Returns:
+      The archive paths written.
+    """
+    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
+    labels_file = os.path.join(os.path.dirname(tfds.__file__), "datasets", "imagenet2012", "validation_labels.txt")
+    with open(labels_file, encoding="utf-8") as f:
+        synsets = f.read().split()[:num_validation]
+    os.makedirs(manual_dir, exist_ok=True)
+    paths = [os.path.join(manual_dir, "ILSVRC2012_img_val.tar")]
+    with tarfile.open(paths[0], "w") as tar:
+        for i in range(num_validation):
+            _add_to_tar(tar, f"ILSVRC2012_val_{i + 1:08d}.JPEG", encode(smooth_image(*size, seed=seed + i)))
+    if train:
+        paths.append(os.path.join(manual_dir, "ILSVRC2012_img_train.tar"))
+        with tarfile.open(paths[1], "w") as tar:
+            for k, synset in enumerate(sorted(set(synsets))):
+                inner = io.BytesIO()
+                with tarfile.open(fileobj=inner, mode="w") as class_tar:
+                    for i in range(per_class):
+                        image = smooth_image(*size, seed=seed + 1000 * (k + 1) + i)
+                        _add_to_tar(class_tar, f"{synset}_{i}.JPEG", encode(image))
+                _add_to_tar(tar, f"{synset}.tar", inner.getvalue())
     return paths
 
 

@@ -5,19 +5,35 @@
     result = training.train(config, "runs/my_run")
 """
 
-from vgg_keras.training.callbacks import BestCheckpoint, CurvePlot, NaNGuard, ResumableBackup, plot_history
-from vgg_keras.training.config import base_config, paper_config, validate_config
-from vgg_keras.training.data import (
-    TrainingData,
-    estimate_mean_rgb,
-    load_sources,
-    synthetic_training_data,
-    training_data,
-)
-from vgg_keras.training.experiment import ExperimentResult, run_experiment
-from vgg_keras.training.optimization import PlateauSchedule, apply_weight_decay, make_optimizer, scaled_learning_rate
-from vgg_keras.training.strategy import is_chief, make_strategy, task_name
-from vgg_keras.training.trainer import RunPaths, TrainResult, build_model, compile_model, train, train_with_data, warm_start
+import importlib
+
+# Loaded on first use, so that a recipe's config (which imports `training.config`) can be
+# read and checked before TensorFlow is imported: module -> its public names.
+_MODULE_NAMES = {
+    "callbacks": ("BestCheckpoint", "CurvePlot", "NaNGuard", "ResumableBackup", "plot_history"),
+    "config": ("base_config", "paper_config", "validate_config"),
+    "data": ("TrainingData", "estimate_mean_rgb", "load_sources", "synthetic_training_data", "training_data"),
+    "experiment": ("ExperimentResult", "run_experiment"),
+    "optimization": ("PlateauSchedule", "apply_weight_decay", "make_optimizer", "scaled_learning_rate"),
+    "strategy": ("is_chief", "make_strategy", "task_name"),
+    "trainer": ("RunPaths", "TrainResult", "build_model", "compile_model", "train", "train_with_data", "warm_start"),
+}
+_NAMES = {name: module for module, names in _MODULE_NAMES.items() for name in names}
+
+
+def __getattr__(name):
+    if name in _MODULE_NAMES:
+        return importlib.import_module(f"vgg_keras.training.{name}")
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f"vgg_keras.training.{_NAMES[name]}"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'vgg_keras.training' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_MODULE_NAMES) | set(_NAMES))
+
 
 __all__ = [
     "BestCheckpoint",

@@ -53,7 +53,9 @@ def _data_config() -> ml_collections.ConfigDict:
             "crop_size": 224,
             "scale_min": 256,  # training scale S; S_min < S_max is scale jittering
             "scale_max": 256,
-            "eval_scale": 256,  # Q of the per-epoch validation (centre crop)
+            # Q of the per-epoch validation (centre crop); 0 = derived at run time:
+            # (scale_min + scale_max) // 2, i.e. Q = S, or 384 for S in [256, 512] (Table 3).
+            "eval_scale": 0,
             "flip": True,
             "color_shift_std": 0.1,
             # Mean RGB subtracted inside the model; empty = estimated from training images.
@@ -119,7 +121,7 @@ def _after_training_config() -> ml_collections.ConfigDict:
         {
             "evaluate": False,
             "eval_methods": ("dense", "multicrop", "dense+multicrop"),
-            "eval_scales": (256,),
+            "eval_scales": (),  # () = derived at run time: (data.eval_scale,)
             "eval_batch_size": 32,
             "export": False,
             "export_root": "",  # "" = <workdir>/savedmodels
@@ -157,7 +159,9 @@ def paper_config(arch: str, scale_min: int = 256, scale_max: int | None = None,
     Follows section 3.1: at S=256, A trains from random init and the deeper nets start from
     the trained A (`runs/a_s256/model.keras`); S=384 starts from the same net at S=256 with
     lr 1e-3; scale jittering [256, 512] fine-tunes the S=384 net (lr 1e-3). Validation
-    uses Q=S for fixed S and Q=384 for jittered S (Table 3's single test scale).
+    uses Q=S for fixed S and Q=384 for jittered S (Table 3's single test scale); both that
+    and the after-training evaluation scale stay derived (filled by `validate_config`), so
+    command-line overrides of the scales carry over.
 
     Args:
         arch: "A", "A-LRN", "B", "C", "D" or "E".
@@ -173,11 +177,10 @@ def paper_config(arch: str, scale_min: int = 256, scale_max: int | None = None,
     config.experiment = _row_name(arch, scale_min, scale_max)
     config.model.arch = arch
     config.data.scale_min, config.data.scale_max = scale_min, scale_max
-    config.data.eval_scale = scale_min if scale_min == scale_max else 384
-    # Table 3 is dense evaluation at one test scale.
+    # Table 3 is dense evaluation at one test scale: Q = data.eval_scale, derived at run time
+    # from S so that overriding --config.data.scale_* or --config.data.eval_scale follows.
     config.after.evaluate = True
     config.after.eval_methods = ("dense",)
-    config.after.eval_scales = (config.data.eval_scale,)
     if scale_min != scale_max:
         config.init.checkpoint = f"{runs_dir}/{_row_name(arch, 384, 384)}/model.keras"
         config.optimizer.learning_rate = 1e-3
@@ -237,10 +240,13 @@ def _check_data(config) -> None:
     _check_number(config, "data.crop_size", 32, integer=True)
     if config.data.crop_size % 32:
         _fail("data.crop_size", config.data.crop_size, "a multiple of 32 (five 2x2 pools)")
-    for field in ("data.scale_min", "data.scale_max", "data.eval_scale"):
+    for field in ("data.scale_min", "data.scale_max"):
         _check_number(config, field, config.data.crop_size, integer=True)
     if config.data.scale_max < config.data.scale_min:
         _fail("data.scale_max", config.data.scale_max, f">= data.scale_min={config.data.scale_min}")
+    if config.data.eval_scale == 0:  # derived: Q = S, or the middle of the jitter range (Table 3)
+        config.data.eval_scale = (config.data.scale_min + config.data.scale_max) // 2
+    _check_number(config, "data.eval_scale", config.data.crop_size, integer=True)
     _check_number(config, "data.color_shift_std", 0)
     mean = config.data.mean_rgb
     if mean and (len(mean) != 3 or not all(isinstance(m, (int, float)) for m in mean)):
@@ -277,6 +283,17 @@ def _check_training(config) -> None:
         _fail("training.tpu_address", config.training.tpu_address, "the TPU's name or grpc:// address with strategy='tpu'")
 
 
+def _check_after(config) -> None:
+    if not config.after.eval_scales:  # derived: the validation scale
+        config.after.eval_scales = (config.data.eval_scale,)
+    scales = config.after.eval_scales
+    if not isinstance(scales, (tuple, list)) or not all(
+            isinstance(q, int) and not isinstance(q, bool) and q >= config.data.crop_size for q in scales):
+        _fail("after.eval_scales", scales, f"integers >= data.crop_size={config.data.crop_size}, or () for "
+              "(data.eval_scale,)")
+    _check_number(config, "after.eval_batch_size", 1, integer=True)
+
+
 def _check_init(config) -> None:
     if config.init.from_shallower and config.init.checkpoint:
         raise ValueError(
@@ -287,7 +304,12 @@ def _check_init(config) -> None:
 
 
 def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """Checks every field of a training config; nothing is built or read.
+    """Checks every field of a training config and fills its derived fields; nothing is built or read.
+
+    Derived fields are left at 0 / () in the configs and filled here, in place, from the
+    fields they follow, so that command-line overrides carry over and `config.json` records
+    the values used: `data.eval_scale` (0: `(scale_min + scale_max) // 2`) and
+    `after.eval_scales` (`()`: `(data.eval_scale,)`).
 
     Args:
         config: A config made by `base_config` / `paper_config` (possibly overridden).
@@ -308,5 +330,6 @@ def validate_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
     _check_data(config)
     _check_optimizer(config)
     _check_training(config)
+    _check_after(config)
     _check_init(config)
     return config
