@@ -14,6 +14,7 @@ predictions.png to --output_dir.
 import functools
 
 from absl import app, flags
+import model_flags
 
 from vgg_keras import data, preprocessing
 from vgg_keras import evaluation
@@ -21,14 +22,9 @@ from vgg_keras.evaluation import load_model
 
 _MODEL = flags.DEFINE_multi_string(
     "model", None, "Model file (.keras/.h5) or name (vgg16, D, ...); repeat for an ensemble.")
-_WEIGHTS = flags.DEFINE_string("weights", None, "Weights tag or file for models given by name.")
-_WIDTH = flags.DEFINE_float("width_multiplier", 1.0, "Conv width multiplier for models given by name.")
-_FC_UNITS = flags.DEFINE_integer("fc_units", 4096, "fc1/fc2 width for models given by name.")
-_BASE_SIZE = flags.DEFINE_integer("base_size", 224, "Training crop size (head) for models given by name.")
 _DATASET = flags.DEFINE_string(
     "dataset", "builtin", "Source: builtin, vgg_shapes/tiny, folder:/path, tfrecord:/glob or a TFDS name.")
 _SPLIT = flags.DEFINE_string("split", "validation", "Split to evaluate.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory (TFDS and built-in sources).")
 _METHODS = flags.DEFINE_list("methods", ["dense", "multicrop", "dense+multicrop"], f"Any of {evaluation.METHODS}.")
 _SCALES = flags.DEFINE_list("scales", ["256", "384", "512"], "Test scales Q (smallest image side).")
 _CROP = flags.DEFINE_integer("crop_size", 224, "Crop size for centre and multi-crop evaluation.")
@@ -44,7 +40,7 @@ flags.mark_flags_as_required(["model"])
 
 
 def _source():
-    return data.get_source(_DATASET.value, _SPLIT.value, data_dir=_DATA_DIR.value)
+    return data.get_source(_DATASET.value, _SPLIT.value, data_dir=model_flags.DATA_DIR.value)
 
 
 def _preprocess():
@@ -55,8 +51,7 @@ def _preprocess():
 def main(argv):
     del argv
     source = _source()
-    build_kwargs = dict(weights=_WEIGHTS.value, width_multiplier=_WIDTH.value, fc_units=_FC_UNITS.value,
-                        base_size=_BASE_SIZE.value, classes=source.num_classes)
+    build_kwargs = model_flags.build_kwargs(classes=source.num_classes)
     models = [load_model(spec, **build_kwargs) for spec in _MODEL.value]
     train_scale = [int(s) for s in _TRAIN_SCALE.value.split(",")] if _TRAIN_SCALE.value else None
     report = evaluation.evaluate(

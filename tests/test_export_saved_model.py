@@ -403,3 +403,30 @@ def test_predict_grpc_against_a_local_server(center, jpegs):
         assert client.as_labels(result)[0][0][0] == expected["top_k_classes"][0][0].decode()
     finally:
         server.stop(None)
+
+
+# --------------------------------------------------------------------------- logs, resize rule
+
+
+def test_export_logs_no_info_chatter(baked, tmp_path, caplog):
+    """tf.saved_model.save's INFO lines (temporary directory, captured inputs renamed
+    input_1 ... input_N, sharding, fingerprint) are hidden; the verbosity is restored."""
+    import logging
+
+    from absl import logging as absl_logging
+
+    verbosity = absl_logging.get_verbosity()
+    with caplog.at_level(logging.INFO):
+        saved_model.export_saved_model(baked, str(tmp_path), "quiet")
+    chatter = [r.getMessage() for r in caplog.records if re.search(r"input_1|Assets written|fingerprint|Sharding",
+                                                                    r.getMessage())]
+    assert chatter == []
+    assert absl_logging.get_verbosity() == verbosity
+
+
+def test_run_resize_size_is_the_runs_validation_scale(tmp_path):
+    model_path = tmp_path / "model.keras"
+    assert saved_model.run_resize_size(model_path) is None  # no run config: the 256/224 default applies
+    (tmp_path / "config.json").write_text(json.dumps({"data": {"eval_scale": 72, "crop_size": 64}}))
+    assert saved_model.run_resize_size(model_path) == saved_model.run_resize_size(str(model_path), 64) == 72
+    assert saved_model.run_resize_size(model_path, 96) is None  # another crop than the run's
