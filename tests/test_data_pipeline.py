@@ -231,8 +231,8 @@ def messy_folder(tmp_path_factory):
         "b/09_empty.jpg": b"",                               # bad
         "b/10_garbage.png": b"this is not an image",       # bad
     }
-    for name, data in files.items():
-        (root / name).write_bytes(data)
+    for name, content in files.items():
+        (root / name).write_bytes(content)
     return str(root)
 
 
