@@ -22,7 +22,6 @@ from absl import app, flags
 import model_flags
 
 from vgg_keras import data
-from vgg_keras.evaluation import forward
 from vgg_keras.export import saved_model
 from vgg_keras.export import signatures
 from vgg_keras.export import tflite
@@ -65,16 +64,6 @@ def _export_tflite(model, source_fn, resize_size, preprocessing) -> None:
         tflite.tflite_parity_report(model, path, held_out, preprocessing=preprocessing)
 
 
-def _model(classes: int):
-    """(model, the exports' `preprocessing`): a model given by name has its normalisation as a layer."""
-    if _MODEL.value.endswith((".keras", ".h5")):
-        return forward.load_model(_MODEL.value), _PREPROCESSING.value
-    raw = _PREPROCESSING.value == saved_model.NO_PREPROCESSING
-    model = forward.load_model(_MODEL.value, **model_flags.build_kwargs(
-        classes=classes, include_preprocessing=not raw, preprocessing=None if raw else _PREPROCESSING.value))
-    return model, _PREPROCESSING.value if raw else None
-
-
 def main(argv):
     del argv
     source_fn = (lambda split: data.get_source(_DATASET.value, split, data_dir=model_flags.DATA_DIR.value)
@@ -82,9 +71,9 @@ def main(argv):
     if _TFLITE.value and source_fn is None:
         raise app.UsageError("--tflite needs --dataset (held-out images for the parity reports).")
     source = source_fn(_SPLIT.value) if source_fn else None
-    model, preprocessing = _model(source.num_classes if source else 1000)
-    resize_size = _RESIZE.value or (saved_model.run_resize_size(_MODEL.value, _IMAGE_SIZE.value)
-                                    if os.path.isfile(_MODEL.value) else None)
+    model, preprocessing = saved_model.load_for_export(
+        _MODEL.value, _PREPROCESSING.value, **model_flags.build_kwargs(classes=source.num_classes if source else 1000))
+    resize_size = _RESIZE.value or saved_model.run_resize_size(_MODEL.value, _IMAGE_SIZE.value)
     version_dir = saved_model.export_saved_model(
         model, _EXPORT_ROOT.value, _NAME.value, _VERSION.value, mode=_MODE.value, image_size=_IMAGE_SIZE.value,
         resize_size=resize_size, top_k=_TOP_K.value, class_names=source.class_names if source else None,

@@ -426,7 +426,27 @@ def test_export_logs_no_info_chatter(baked, tmp_path, caplog):
 
 def test_run_resize_size_is_the_runs_validation_scale(tmp_path):
     model_path = tmp_path / "model.keras"
+    model_path.touch()  # only where the file lies matters
     assert saved_model.run_resize_size(model_path) is None  # no run config: the 256/224 default applies
     (tmp_path / "config.json").write_text(json.dumps({"data": {"eval_scale": 72, "crop_size": 64}}))
     assert saved_model.run_resize_size(model_path) == saved_model.run_resize_size(str(model_path), 64) == 72
     assert saved_model.run_resize_size(model_path, 96) is None  # another crop than the run's
+    assert saved_model.run_resize_size(tmp_path / "vgg16") is None  # a model name, not a run's file
+
+
+def test_load_for_export_gives_a_named_model_its_weights_normalisation(tmp_path):
+    from vgg_keras import weights
+
+    narrow = dict(width_multiplier=1 / 16, fc_units=32, base_size=32, classes=CLASSES)
+    trained = models.build("A", **narrow)
+    path = weights.save_weights(trained, str(tmp_path / "a.weights.h5"), preprocessing="torch")
+    model, mode = saved_model.load_for_export("A", weights=path, **narrow)
+    assert mode is None and saved_model.has_preprocessing_layer(model)  # the exports need no argument
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(model(images), trained(preprocessing.preprocess_input(images, mode="torch")),
+                               atol=1e-5)
+    raw, mode = saved_model.load_for_export("A", "none", weights=path, **narrow)
+    assert mode == "none" and not saved_model.has_preprocessing_layer(raw)
+    trained.save(tmp_path / "a.keras")
+    loaded, mode = saved_model.load_for_export(str(tmp_path / "a.keras"), "torch")
+    assert mode == "torch" and not saved_model.has_preprocessing_layer(loaded)  # a file passes it through

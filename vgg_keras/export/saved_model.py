@@ -17,7 +17,8 @@ from vgg_keras import preprocessing as preprocessing_lib
 from vgg_keras.export import repository
 from vgg_keras.export import signatures as signatures_lib
 
-__all__ = ["export_saved_model", "load_model", "resolve_normalizer", "EXPORT_INFO"]
+__all__ = ["export_saved_model", "load_for_export", "load_model", "resolve_normalizer", "run_resize_size",
+           "EXPORT_INFO"]
 
 EXPORT_INFO = "vgg_keras_export.json"
 RUN_CONFIG = "config.json"  # what vgg_keras.training writes in a run's workdir
@@ -41,6 +42,37 @@ def load_model(model: keras.Model | str | os.PathLike) -> keras.Model:
     if not (path.endswith(".keras") and os.path.isfile(path)):
         raise ValueError(f"model={path!r} is not an existing .keras file.")
     return keras.saving.load_model(path, compile=False)
+
+
+def load_for_export(spec: str, preprocessing: str | None = None, **build_kwargs) -> tuple[keras.Model, str | None]:
+    """A model named on a command line, and the `preprocessing` its exports then take.
+
+    A model file (`.keras` / `.h5`) is loaded as saved and `preprocessing` passes through
+    (needed when the file has no preprocessing layer). A model given by name ("vgg16",
+    "A", ...) is built with its normalisation as a layer: the mode `preprocessing` names,
+    else the one its weights expect (`weights.preprocessing_mode_for`: caffe for
+    `weights="imagenet"` on vgg16, the mode a `save_weights` file records), so the exports
+    need nothing more; "none" builds it without one.
+
+    Args:
+        spec: A model file or a name `vgg_keras.build` accepts.
+        preprocessing: None, a mode of `vgg_keras.preprocessing`, or "none".
+        **build_kwargs: `vgg_keras.build` arguments for a name (weights, classes, widths, ...).
+
+    Returns:
+        `(model, preprocessing)` for `export_saved_model` / `tflite.export_tflite`.
+
+    Raises:
+        ValueError: For an unknown model name, missing file or bad argument.
+    """
+    from vgg_keras.evaluation import forward  # pylint: disable=import-outside-toplevel
+
+    if spec.endswith((".keras", ".h5")):
+        return forward.load_model(spec), preprocessing
+    raw = preprocessing == NO_PREPROCESSING
+    model = forward.load_model(spec, include_preprocessing=not raw, preprocessing=None if raw else preprocessing,
+                               **build_kwargs)
+    return model, preprocessing if raw else None
 
 
 def has_preprocessing_layer(model: keras.Model) -> bool:
@@ -119,14 +151,16 @@ def run_resize_size(model_path: str | os.PathLike, image_size: int | None = None
     256/224 of the crop.
 
     Args:
-        model_path: The model file, e.g. `runs/quickstart/model.keras`.
+        model_path: The model file, e.g. `runs/quickstart/model.keras` (a model name such
+            as "vgg16" has no run: None).
         image_size: The export's crop side (None: the model's base size, the run's crop).
 
     Returns:
         The run's `data.eval_scale`, or None when the default rule applies.
     """
-    config_path = os.path.join(os.path.dirname(os.path.abspath(os.fspath(model_path))), RUN_CONFIG)
-    if not os.path.isfile(config_path):
+    model_path = os.fspath(model_path)
+    config_path = os.path.join(os.path.dirname(os.path.abspath(model_path)), RUN_CONFIG)
+    if not (os.path.isfile(model_path) and os.path.isfile(config_path)):
         return None
     with open(config_path, encoding="utf-8") as f:
         run_data = json.load(f).get("data", {})
