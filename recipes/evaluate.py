@@ -13,8 +13,8 @@ predictions.png to --output_dir.
 
 import functools
 
+import shared_flags
 from absl import app, flags
-import model_flags
 
 from vgg_keras import data, preprocessing
 from vgg_keras import evaluation
@@ -40,7 +40,7 @@ flags.mark_flags_as_required(["model"])
 
 
 def _source():
-    return data.get_source(_DATASET.value, _SPLIT.value, data_dir=model_flags.DATA_DIR.value)
+    return data.get_source(_DATASET.value, _SPLIT.value, data_dir=shared_flags.DATA_DIR.value)
 
 
 def _preprocess():
@@ -51,7 +51,7 @@ def _preprocess():
 def main(argv):
     del argv
     source = _source()
-    build_kwargs = model_flags.build_kwargs(classes=source.num_classes)
+    build_kwargs = shared_flags.build_kwargs(classes=source.num_classes)
     models = [load_model(spec, **build_kwargs) for spec in _MODEL.value]
     train_scale = [int(s) for s in _TRAIN_SCALE.value.split(",")] if _TRAIN_SCALE.value else None
     report = evaluation.evaluate(

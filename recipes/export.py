@@ -18,8 +18,8 @@ it); --resize_size defaults to the validation scale of the training run that sav
 
 import os
 
+import shared_flags
 from absl import app, flags
-import model_flags
 
 from vgg_keras import data
 from vgg_keras.export import saved_model
@@ -66,13 +66,13 @@ def _export_tflite(model, source_fn, resize_size, preprocessing) -> None:
 
 def main(argv):
     del argv
-    source_fn = (lambda split: data.get_source(_DATASET.value, split, data_dir=model_flags.DATA_DIR.value)
+    source_fn = (lambda split: data.get_source(_DATASET.value, split, data_dir=shared_flags.DATA_DIR.value)
                  ) if _DATASET.value else None
     if _TFLITE.value and source_fn is None:
         raise app.UsageError("--tflite needs --dataset (held-out images for the parity reports).")
     source = source_fn(_SPLIT.value) if source_fn else None
-    model, preprocessing = saved_model.load_for_export(
-        _MODEL.value, _PREPROCESSING.value, **model_flags.build_kwargs(classes=source.num_classes if source else 1000))
+    build_kwargs = shared_flags.build_kwargs(classes=source.num_classes if source else 1000)
+    model, preprocessing = saved_model.load_for_export(_MODEL.value, _PREPROCESSING.value, **build_kwargs)
     resize_size = _RESIZE.value or saved_model.run_resize_size(_MODEL.value, _IMAGE_SIZE.value)
     version_dir = saved_model.export_saved_model(
         model, _EXPORT_ROOT.value, _NAME.value, _VERSION.value, mode=_MODE.value, image_size=_IMAGE_SIZE.value,

@@ -1,7 +1,7 @@
-"""Flags shared by the recipes that take a model by name (evaluate.py, export.py).
+"""Flags shared by evaluate.py and export.py: a model given by name, and the TFDS data directory.
 
-    import model_flags          # recipes/ is on sys.path when a recipe runs
-    model = load_model(spec, **model_flags.build_kwargs(classes=source.num_classes))
+    import shared_flags    # recipes/ is on sys.path when a recipe runs
+    model = load_model(spec, **shared_flags.build_kwargs(classes=source.num_classes))
 """
 
 from absl import flags
