@@ -120,7 +120,8 @@ def decode_and_random_crop_window(encoded: tf.Tensor, crop_size: int, scale, see
         window = window_for(shape)
         # Decode down to the last row: libjpeg then consumes all the entropy-coded data, so
         # a truncated or corrupt file fails here exactly when a full decode fails (the
-        # pipelines' one skip policy), at the cost of the IDCT below the window only.
+        # pipelines' one skip policy), at the cost of decoding the rows below the window
+        # (Huffman decoding at full width, IDCT only in the window's columns).
         to_bottom = tf.stack([window[0], window[1], shape[0] - window[0], window[3]])
         pixels = tf.image.decode_and_crop_jpeg(encoded, to_bottom, channels=3,
                                                dct_method=dct_method)
