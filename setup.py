@@ -11,7 +11,11 @@ VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "vgg_keras" / "__init__.
 EXTRAS = {
     "torch": ["torch>=2.1"],
     "serving": ["tensorflow-serving-api>=2.16"],
-    "test": ["pytest>=7", "pillow", "jax", "jaxlib"],
+    # Every test runs in CI, none skipped: torchvision .pth parity and the conversion recipe
+    # (torch, CPU is enough), JAX-backend models, the LPIPS reference, gRPC requests and the
+    # models.config parse (tensorflow-serving-api). torch and torchvision are pinned as a pair.
+    "test": ["pytest>=7", "pillow", "jax", "jaxlib", "torch==2.14.1", "torchvision==0.29.1", "lpips",
+             "tensorflow-serving-api"],
 }
 
 setup(

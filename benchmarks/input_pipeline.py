@@ -5,7 +5,8 @@ the same process and alternating rounds, three pipelines that all produce batche
 224x224 crops with the smallest side jittered in [256, 512] and a random flip:
 
 - vgg_keras: ``train_dataset`` -- crop window computed in original coordinates and the
-  JPEG decoded only inside it (``decode_and_crop_jpeg``), plus PCA colour shift;
+  JPEG decoded only in its columns, from its top row to the last one (``decode_and_crop_jpeg``;
+  reading to the end makes truncated files fail as a full decode does), plus PCA colour shift;
 - naive: decode the whole JPEG -> resize smallest side to S -> random crop -> flip ->
   colour shift (the same ops otherwise), with the antialiased resize the evaluation
   pipeline uses and with a plain bilinear one;

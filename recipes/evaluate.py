@@ -15,22 +15,16 @@ predictions.png to --output_dir. A bad flag, a missing model file or dataset end
 
 import functools
 
+import shared_flags
 from absl import flags
 
 from vgg_keras import cli, preflight
 
 _MODEL = flags.DEFINE_multi_string(
     "model", None, "Model file (.keras/.h5) or name (vgg16, D, ...); repeat for an ensemble.")
-_WEIGHTS = flags.DEFINE_string("weights", None, "Weights tag or file for models given by name.")
-_WIDTH = flags.DEFINE_float("width_multiplier", 1.0, "Conv width multiplier for models given by name.")
-_FC_UNITS = flags.DEFINE_integer("fc_units", 4096, "fc1/fc2 width for models given by name.")
-_BASE_SIZE = flags.DEFINE_integer("base_size", 224, "Training crop size (head) for models given by name.")
 _DATASET = flags.DEFINE_string(
     "dataset", "builtin", "Source: builtin, vgg_shapes/tiny, folder:/path, tfrecord:/glob or a TFDS name.")
 _SPLIT = flags.DEFINE_string("split", "validation", "Split to evaluate.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory (TFDS and built-in sources).")
-_MANUAL_DIR = flags.DEFINE_string(
-    "manual_dir", None, "Where imagenet2012's ILSVRC2012_img_*.tar are (default: <data_dir>/downloads/manual).")
 _METHODS = flags.DEFINE_list("methods", ["dense", "multicrop", "dense+multicrop"],
                              "Any of center, dense, multicrop, dense+multicrop.")
 _SCALES = flags.DEFINE_list("scales", ["256", "384", "512"], "Test scales Q (smallest image side).")
@@ -49,7 +43,7 @@ flags.mark_flags_as_required(["model"])
 def check():
     for spec in _MODEL.value:
         preflight.check_model_spec("--model", spec)
-    preflight.check_source(_DATASET.value, _SPLIT.value, _DATA_DIR.value, _MANUAL_DIR.value)
+    preflight.check_source(_DATASET.value, _SPLIT.value, shared_flags.DATA_DIR.value, shared_flags.MANUAL_DIR.value)
     cli.integers("scales", _SCALES.value)
     _train_scale()
 
@@ -72,9 +66,9 @@ def main(argv):
     from vgg_keras import data, evaluation
     from vgg_keras.evaluation import load_model
 
-    source = data.get_source(_DATASET.value, _SPLIT.value, data_dir=_DATA_DIR.value, manual_dir=_MANUAL_DIR.value)
-    build_kwargs = dict(weights=_WEIGHTS.value, width_multiplier=_WIDTH.value, fc_units=_FC_UNITS.value,
-                        base_size=_BASE_SIZE.value, classes=source.num_classes)
+    source = data.get_source(_DATASET.value, _SPLIT.value, data_dir=shared_flags.DATA_DIR.value,
+                             manual_dir=shared_flags.MANUAL_DIR.value)
+    build_kwargs = shared_flags.build_kwargs(classes=source.num_classes)
     models = [load_model(spec, **build_kwargs) for spec in _MODEL.value]
     report = evaluation.evaluate(
         models, source, methods=_METHODS.value, scales=cli.integers("scales", _SCALES.value), crop_size=_CROP.value,

@@ -4,15 +4,21 @@
         --tflite=float32,float16,dynamic_int8,int8 --dataset=builtin
     python recipes/export.py --model=vgg16 --weights=imagenet --mode=dense     # ImageNet VGG16
     python recipes/export.py --model=d.keras --preprocessing=mean_rgb --version=3
+    python recipes/export.py --model=A --width_multiplier=0.125 --fc_units=256 --base_size=64 \
+        --weights=a.weights.h5 --dataset=builtin --data_dir=/tmp/tfds        # a narrow net by name
 
 Writes savedmodels/<name>/<version>/ (next free version unless --version), updates
 savedmodels/models.config and the batching parameters file, and for each --tflite mode
 <tflite_dir>/<name>_<mode>.tflite with a parity report (<file>.parity.json) computed on
 held-out images of --dataset (calibration images for int8 come from its --calibration_split).
+A model given by name gets its weights' normalisation as a layer (--preprocessing overrides
+it); --resize_size defaults to the validation scale of the training run that saved --model
+(its workdir's config.json), else 256/224 of the crop.
 """
 
 import os
 
+import shared_flags
 from absl import app, flags
 
 from vgg_keras import cli, preflight
@@ -21,16 +27,17 @@ from vgg_keras import cli, preflight
 MODES = ("center", "dense")
 
 _MODEL = flags.DEFINE_string("model", None, "Model file (.keras) or name (vgg16, D, ...).")
-_WEIGHTS = flags.DEFINE_string("weights", None, "Weights tag or file for a model given by name.")
 _EXPORT_ROOT = flags.DEFINE_string("export_root", "savedmodels", "TF Serving model repository.")
 _NAME = flags.DEFINE_string("model_name", None, "Serving name and directory (default: the model's name).")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: next free; never overwritten).")
 _MODE = flags.DEFINE_enum("mode", "center", list(MODES), "center crop or dense (whole image) evaluation.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Centre-crop side (default: the head's base size).")
-_RESIZE = flags.DEFINE_integer("resize_size", None, "Smallest side before cropping (default: 256/224 of the crop).")
+_RESIZE = flags.DEFINE_integer("resize_size", None, "Smallest side before cropping (default: the training run's "
+                               "eval_scale from config.json beside --model, else 256/224 of the crop).")
 _TOP_K = flags.DEFINE_integer("top_k", None, "Classes in the top-k outputs (default: 5, fewer for fewer classes).")
 _PREPROCESSING = flags.DEFINE_string(
-    "preprocessing", None, "For models without a preprocessing layer: caffe, torch, mean_rgb or none.")
+    "preprocessing", None, "Normalisation: caffe, torch, mean_rgb or none; needed for model files without a "
+    "preprocessing layer (a model given by name takes its weights' mode by default).")
 _FLOAT_SIGNATURE = flags.DEFINE_bool("float_signature", True, "Add the predict_float signature.")
 _TFLITE = flags.DEFINE_list("tflite", [], "TFLite modes to convert: any of vgg_keras.export.tflite.QUANTIZATIONS.")
 _TFLITE_DIR = flags.DEFINE_string("tflite_dir", "savedmodels/tflite", "Where to write .tflite files and reports.")
@@ -47,15 +54,16 @@ def check():
     if _TFLITE.value and not _DATASET.value:
         raise app.UsageError("--tflite needs --dataset (held-out images for the parity reports).")
     if _DATASET.value:
-        preflight.check_source(_DATASET.value, _SPLIT.value)
+        preflight.check_source(_DATASET.value, _SPLIT.value, shared_flags.DATA_DIR.value,
+                                shared_flags.MANUAL_DIR.value)
 
 
-def _export_tflite(model, source_fn) -> None:
+def _export_tflite(model, source_fn, resize_size, preprocessing) -> None:
     from vgg_keras.export import saved_model, tflite  # pylint: disable=import-outside-toplevel
 
     size = _IMAGE_SIZE.value or saved_model.base_size(model)
     images = lambda split: tflite.representative_images(  # noqa: E731
-        source_fn(split), image_size=size, resize_size=_RESIZE.value, num_images=_NUM_IMAGES.value)
+        source_fn(split), image_size=size, resize_size=resize_size, num_images=_NUM_IMAGES.value)
     held_out = images(_SPLIT.value)
     calibration = images(_CALIBRATION_SPLIT.value) if "int8" in _TFLITE.value else None
     name = _NAME.value or model.name
@@ -63,27 +71,30 @@ def _export_tflite(model, source_fn) -> None:
         path = os.path.join(_TFLITE_DIR.value, f"{name}_{quantization}.tflite")
         print(f"--- {quantization}: {path}")
         tflite.export_tflite(model, path, quantization=quantization, representative_dataset=calibration,
-                             preprocessing=_PREPROCESSING.value, image_size=size, overwrite=True)
-        tflite.tflite_parity_report(model, path, held_out, preprocessing=_PREPROCESSING.value)
+                             preprocessing=preprocessing, image_size=size, overwrite=True)
+        tflite.tflite_parity_report(model, path, held_out, preprocessing=preprocessing)
 
 
 def main(argv):
     del argv
     # TensorFlow: after check().  pylint: disable=import-outside-toplevel
     from vgg_keras import data
-    from vgg_keras.evaluation import forward
     from vgg_keras.export import saved_model
 
-    source_fn = (lambda split: data.get_source(_DATASET.value, split)) if _DATASET.value else None
-    class_names = source_fn(_SPLIT.value).class_names if source_fn else None
-    model = forward.load_model(_MODEL.value, weights=_WEIGHTS.value)
+    source_fn = (lambda split: data.get_source(_DATASET.value, split, data_dir=shared_flags.DATA_DIR.value,
+                                               manual_dir=shared_flags.MANUAL_DIR.value)
+                 ) if _DATASET.value else None
+    source = source_fn(_SPLIT.value) if source_fn else None
+    build_kwargs = shared_flags.build_kwargs(classes=source.num_classes if source else 1000)
+    model, preprocessing = saved_model.load_for_export(_MODEL.value, _PREPROCESSING.value, **build_kwargs)
+    resize_size = _RESIZE.value or saved_model.run_resize_size(_MODEL.value, _IMAGE_SIZE.value)
     version_dir = saved_model.export_saved_model(
         model, _EXPORT_ROOT.value, _NAME.value, _VERSION.value, mode=_MODE.value, image_size=_IMAGE_SIZE.value,
-        resize_size=_RESIZE.value, top_k=_TOP_K.value, class_names=class_names, preprocessing=_PREPROCESSING.value,
-        include_float_signature=_FLOAT_SIGNATURE.value)
+        resize_size=resize_size, top_k=_TOP_K.value, class_names=source.class_names if source else None,
+        preprocessing=preprocessing, include_float_signature=_FLOAT_SIGNATURE.value)
     print(f"SavedModel: {version_dir}")
     if _TFLITE.value:
-        _export_tflite(model, source_fn)
+        _export_tflite(model, source_fn, resize_size, preprocessing)
 
 
 if __name__ == "__main__":

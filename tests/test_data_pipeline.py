@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from vgg_keras import data
 from vgg_keras.data import augment, crops, pipeline, sources
 from vgg_keras.data.testing import (encode, run_eager_and_in_dataset, smooth_image,
                                     write_image_folder)
@@ -230,8 +231,8 @@ def messy_folder(tmp_path_factory):
         "b/09_empty.jpg": b"",                               # bad
         "b/10_garbage.png": b"this is not an image",       # bad
     }
-    for name, data in files.items():
-        (root / name).write_bytes(data)
+    for name, content in files.items():
+        (root / name).write_bytes(content)
     return str(root)
 
 
@@ -252,4 +253,42 @@ def test_bad_inputs_are_skipped_and_the_rest_decoded(messy_folder):
         assert np.abs(images[i] - reference.numpy()).mean() < 12, i
     gray = images[3]
     np.testing.assert_allclose(gray[..., 0], gray[..., 1], atol=1e-3)
-    assert pipeline.find_undecodable(source) == [7, 8, 9]
+    assert data.find_undecodable(source) == [7, 8, 9]
+
+
+@pytest.fixture(scope="module")
+def truncated_folder(tmp_path_factory):
+    """Tall 320x32 JPEGs, one per class: even classes whole, odd ones cut at 85% of their bytes."""
+    root = tmp_path_factory.mktemp("truncated")
+    for index in range(8):
+        encoded = encode(smooth_image(320, 32, seed=index))
+        (root / f"class{index}").mkdir()
+        (root / f"class{index}" / "image.jpg").write_bytes(
+            encoded[: int(len(encoded) * 0.85)] if index % 2 else encoded)
+    return str(root)
+
+
+def _labels(dataset: tf.data.Dataset) -> set[int]:
+    return {int(label) for _, labels in dataset.as_numpy_iterator() for label in np.ravel(labels)}
+
+
+def test_one_skip_policy_a_truncated_jpeg_is_skipped_everywhere_and_listed(truncated_folder):
+    source = sources.folder_source(truncated_folder)
+    label_of = [int(example["label"]) for example in source.dataset]
+    listed = {label_of[index] for index in data.find_undecodable(source)}
+    assert listed == {1, 3, 5, 7}
+    truncated = tf.io.read_file(os.path.join(truncated_folder, "class1", "image.jpg"))
+    # Its top rows are readable, so a window there decoded alone succeeds...
+    assert tf.image.decode_and_crop_jpeg(truncated, [0, 0, 32, 32]).shape == (32, 32, 3)
+    # ...yet the training op fails wherever the random window lies, as a full decode does.
+    for seed in range(6):
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            pipeline.decode_and_random_crop(truncated, 32, 32, tf.constant([seed, 1], tf.int64))
+    expected_kept = set(range(8)) - listed
+    for seed in range(3):
+        train = pipeline.train_dataset(source, batch_size=2, crop_size=32, scale=(32, 40), seed=seed,
+                                       repeat=False, drop_remainder=False, shuffle_buffer=0)
+        assert _labels(train) == expected_kept, seed
+    assert _labels(pipeline.eval_dataset(source, batch_size=4, scale=32, crop_size=32)) == expected_kept
+    assert _labels(pipeline.dense_eval_examples(source, scale=32)) == expected_kept
+    assert _labels(pipeline.multicrop_eval_examples(source, scale=32, crop_size=32, grid=2)) == expected_kept

@@ -403,3 +403,50 @@ def test_predict_grpc_against_a_local_server(center, jpegs):
         assert client.as_labels(result)[0][0][0] == expected["top_k_classes"][0][0].decode()
     finally:
         server.stop(None)
+
+
+# --------------------------------------------------------------------------- logs, resize rule
+
+
+def test_export_logs_no_info_chatter(baked, tmp_path, caplog):
+    """tf.saved_model.save's INFO lines (temporary directory, captured inputs renamed
+    input_1 ... input_N, sharding, fingerprint) are hidden; the verbosity is restored."""
+    import logging
+
+    from absl import logging as absl_logging
+
+    verbosity = absl_logging.get_verbosity()
+    with caplog.at_level(logging.INFO):
+        saved_model.export_saved_model(baked, str(tmp_path), "quiet")
+    chatter = [r.getMessage() for r in caplog.records if re.search(r"input_1|Assets written|fingerprint|Sharding",
+                                                                    r.getMessage())]
+    assert chatter == []
+    assert absl_logging.get_verbosity() == verbosity
+
+
+def test_run_resize_size_is_the_runs_validation_scale(tmp_path):
+    model_path = tmp_path / "model.keras"
+    model_path.touch()  # only where the file lies matters
+    assert saved_model.run_resize_size(model_path) is None  # no run config: the 256/224 default applies
+    (tmp_path / "config.json").write_text(json.dumps({"data": {"eval_scale": 72, "crop_size": 64}}))
+    assert saved_model.run_resize_size(model_path) == saved_model.run_resize_size(str(model_path), 64) == 72
+    assert saved_model.run_resize_size(model_path, 96) is None  # another crop than the run's
+    assert saved_model.run_resize_size(tmp_path / "vgg16") is None  # a model name, not a run's file
+
+
+def test_load_for_export_gives_a_named_model_its_weights_normalisation(tmp_path):
+    from vgg_keras import weights
+
+    narrow = dict(width_multiplier=1 / 16, fc_units=32, base_size=32, classes=CLASSES)
+    trained = models.build("A", **narrow)
+    path = weights.save_weights(trained, str(tmp_path / "a.weights.h5"), preprocessing="torch")
+    model, mode = saved_model.load_for_export("A", weights=path, **narrow)
+    assert mode is None and saved_model.has_preprocessing_layer(model)  # the exports need no argument
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(model(images), trained(preprocessing.preprocess_input(images, mode="torch")),
+                               atol=1e-5)
+    raw, mode = saved_model.load_for_export("A", "none", weights=path, **narrow)
+    assert mode == "none" and not saved_model.has_preprocessing_layer(raw)
+    trained.save(tmp_path / "a.keras")
+    loaded, mode = saved_model.load_for_export(str(tmp_path / "a.keras"), "torch")
+    assert mode == "torch" and not saved_model.has_preprocessing_layer(loaded)  # a file passes it through

@@ -8,6 +8,7 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from vgg_keras import models
@@ -129,3 +130,23 @@ def test_bad_arguments(trained, tmp_path):
     with pytest.raises(ValueError, match="exists"):
         tflite.export_tflite(trained, str(existing))
     assert os.listdir(tmp_path) == ["exists.tflite"]
+
+
+def test_logits_model_exports_probabilities_as_the_saved_model_does(tmp_path, held_out):
+    """classifier_activation=None: TFLite and the SavedModel both serve the soft-max of the logits."""
+    from vgg_keras.export import saved_model
+
+    keras.utils.set_random_seed(1)
+    logits_model = models.build("A", width_multiplier=1 / 16, fc_units=32, base_size=32, classes=CLASSES,
+                                include_preprocessing=True, preprocessing="torch", dropout=0.0,
+                                classifier_activation=None)
+    images = held_out[:8]
+    logits = logits_model.predict(images, verbose=0)
+    expected = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    path = tflite.export_tflite(logits_model, str(tmp_path / "logits.tflite"))
+    actual, _ = tflite.run_tflite(path, images)
+    np.testing.assert_allclose(actual, expected, atol=1e-5)
+    assert tflite.tflite_parity_report(logits_model, path, images, verbose=False)["max_abs_diff"] < 1e-5
+    version_dir = saved_model.export_saved_model(logits_model, str(tmp_path / "savedmodels"), "logits")
+    served = tf.saved_model.load(version_dir).signatures["predict_float"](inputs=tf.constant(images))
+    np.testing.assert_allclose(served["probabilities"].numpy(), actual, atol=1e-5)

@@ -20,8 +20,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(ROOT, "recipes", "configs")
 # Runs a recipe as `python recipes/<name>.py ...` would, then says whether TensorFlow was imported.
 _LAUNCHER = (
-    "import runpy, sys\n"
+    "import os, runpy, sys\n"
     "sys.argv = sys.argv[1:]\n"
+    "sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))  # as `python script.py` does\n"
     "try:\n"
     "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
     "finally:\n"

@@ -22,6 +22,7 @@ from vgg_keras.data.pipeline import (
     decode_resize,
     dense_eval_examples,
     eval_dataset,
+    find_undecodable,
     multicrop_eval_examples,
     train_dataset,
 )
@@ -39,7 +40,7 @@ from vgg_keras.data.tfrecords import write_tfrecords
 __all__ = [
     "PCA_EIGVAL", "PCA_EIGVEC", "Source", "builtin_source", "center_crop", "crop_window",
     "decode_and_random_crop", "decode_and_random_crop_window", "decode_image", "decode_resize",
-    "dense_eval_examples", "eval_dataset", "folder_source", "get_source", "multi_crop",
+    "dense_eval_examples", "eval_dataset", "find_undecodable", "folder_source", "get_source", "multi_crop",
     "multicrop_eval_examples", "multilabel_tfds_source", "pca_color_shift", "random_flip",
     "resize_smallest_side", "sample_scale", "tfds_source", "tfrecord_source", "train_dataset",
     "write_tfrecords",

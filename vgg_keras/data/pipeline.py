@@ -3,16 +3,21 @@
 Training (section 3.1): isotropic rescale so the smallest side is S (fixed, or drawn per
 image from [S_min, S_max]), one random ``crop_size`` crop, random horizontal flip, PCA
 colour shift, then the model's normalisation (``preprocess``). The crop window is computed
-in the original image's coordinates, so a JPEG is decoded only inside that window
-(``tf.image.decode_and_crop_jpeg``); PNG/GIF/BMP are decoded whole and sliced. Output
-shapes are static, there is no ``py_function``, and the pipelines run with AUTOTUNE
-parallelism and prefetch, so they can feed GPUs/TPUs.
+in the original image's coordinates, so a JPEG is decoded (IDCT, colour conversion) only in
+the window's columns from its top row down (``tf.image.decode_and_crop_jpeg``); PNG/GIF/BMP
+are decoded whole and sliced. Output shapes are static, there is no ``py_function``, and
+the pipelines run with AUTOTUNE parallelism and prefetch, so they can feed GPUs/TPUs.
 
 Randomness is stateless: every example gets its own seed from
 ``tf.data.Dataset.random(seed)``, so with ``seed`` set the output is identical run to run
-regardless of parallelism. Undecodable images (empty, corrupt, truncated) are skipped and
-each skip is logged by ``tf.data`` (``ignore_errors(log_warning=True)``): a bad file never
-stops training.
+regardless of parallelism.
+
+One policy for bad files, in every pipeline: an example is skipped if and only if a full
+decode of its bytes fails (empty, corrupt or truncated data; :func:`find_undecodable`
+lists exactly these). The training pipeline reads each JPEG's entropy-coded data to the
+end (its decode runs from the window's top row to the image's last row), so a truncated
+file is skipped even when the crop window lies in its readable rows. Each skip is logged
+by ``tf.data`` (``ignore_errors(log_warning=True)``): a bad file never stops training.
 
 ``batch_size`` is the GLOBAL batch size. With an ``input_context`` (from
 ``strategy.distribute_datasets_from_function``), each pipeline yields
@@ -113,8 +118,14 @@ def decode_and_random_crop_window(encoded: tf.Tensor, crop_size: int, scale, see
     def jpeg():
         shape = tf.image.extract_jpeg_shape(encoded)
         window = window_for(shape)
-        return tf.image.decode_and_crop_jpeg(encoded, window, channels=3,
-                                             dct_method=dct_method), window, shape
+        # Decode down to the last row: libjpeg then consumes all the entropy-coded data, so
+        # a truncated or corrupt file fails here exactly when a full decode fails (the
+        # pipelines' one skip policy), at the cost of decoding the rows below the window
+        # (Huffman decoding at full width, IDCT only in the window's columns).
+        to_bottom = tf.stack([window[0], window[1], shape[0] - window[0], window[3]])
+        pixels = tf.image.decode_and_crop_jpeg(encoded, to_bottom, channels=3,
+                                               dct_method=dct_method)
+        return pixels[:window[2]], window, shape
 
     def other():
         image = crops.decode_image(encoded)
@@ -395,12 +406,12 @@ def multicrop_eval_examples(source: Source, *, scale: int, crop_size: int = 224,
 
 
 def find_undecodable(source: Source) -> list[int]:
-    """Indices of the source's examples that cannot be decoded (the ones pipelines skip).
+    """Indices of the source's examples that cannot be decoded: exactly those every pipeline skips.
 
-    One parallel pass over the source: every example is decoded (full decode, any
-    format) and those raising a decode error are reported. The count is logged, so a
-    dataset can be checked before a long run; the pipelines themselves skip bad images
-    and ``tf.data`` logs each skip as a warning.
+    One parallel pass over the source: every example is decoded whole (any format) and
+    those raising a decode error are reported; a full decode failing is the pipelines'
+    skip rule (module docstring), so the training and evaluation pipelines drop exactly
+    these examples. The count is logged, so a dataset can be checked before a long run.
 
     Args:
       source: a :class:`~vgg_keras.data.sources.Source` (finite).

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
+from absl import logging as absl_logging
 import keras
 import tensorflow as tf
 
@@ -14,9 +17,11 @@ from vgg_keras import preprocessing as preprocessing_lib
 from vgg_keras.export import repository
 from vgg_keras.export import signatures as signatures_lib
 
-__all__ = ["export_saved_model", "load_model", "resolve_normalizer", "EXPORT_INFO"]
+__all__ = ["export_saved_model", "load_for_export", "load_model", "resolve_normalizer", "run_resize_size",
+           "EXPORT_INFO"]
 
 EXPORT_INFO = "vgg_keras_export.json"
+RUN_CONFIG = "config.json"  # what vgg_keras.training writes in a run's workdir
 PREPROCESSING_LAYER = "preprocessing"
 NO_PREPROCESSING = "none"
 DEFAULT_TOP_K = 5
@@ -37,6 +42,37 @@ def load_model(model: keras.Model | str | os.PathLike) -> keras.Model:
     if not (path.endswith(".keras") and os.path.isfile(path)):
         raise ValueError(f"model={path!r} is not an existing .keras file.")
     return keras.saving.load_model(path, compile=False)
+
+
+def load_for_export(spec: str, preprocessing: str | None = None, **build_kwargs) -> tuple[keras.Model, str | None]:
+    """A model named on a command line, and the `preprocessing` its exports then take.
+
+    A model file (`.keras` / `.h5`) is loaded as saved and `preprocessing` passes through
+    (needed when the file has no preprocessing layer). A model given by name ("vgg16",
+    "A", ...) is built with its normalisation as a layer: the mode `preprocessing` names,
+    else the one its weights expect (`weights.preprocessing_mode_for`: caffe for
+    `weights="imagenet"` on vgg16, the mode a `save_weights` file records), so the exports
+    need nothing more; "none" builds it without one.
+
+    Args:
+        spec: A model file or a name `vgg_keras.build` accepts.
+        preprocessing: None, a mode of `vgg_keras.preprocessing`, or "none".
+        **build_kwargs: `vgg_keras.build` arguments for a name (weights, classes, widths, ...).
+
+    Returns:
+        `(model, preprocessing)` for `export_saved_model` / `tflite.export_tflite`.
+
+    Raises:
+        ValueError: For an unknown model name, missing file or bad argument.
+    """
+    from vgg_keras.evaluation import forward  # pylint: disable=import-outside-toplevel
+
+    if spec.endswith((".keras", ".h5")):
+        return forward.load_model(spec), preprocessing
+    raw = preprocessing == NO_PREPROCESSING
+    model = forward.load_model(spec, include_preprocessing=not raw, preprocessing=None if raw else preprocessing,
+                               **build_kwargs)
+    return model, preprocessing if raw else None
 
 
 def has_preprocessing_layer(model: keras.Model) -> bool:
@@ -104,6 +140,35 @@ def base_size(model: keras.Model) -> int:
     return models_lib.head_of(model)[1]
 
 
+def run_resize_size(model_path: str | os.PathLike, image_size: int | None = None) -> int | None:
+    """The serving resize of a model a training run saved: the run's validation scale Q.
+
+    The one rule both export routes follow: the quick start's export (right after
+    training) and `recipes/export.py` on the saved `.keras` file resize to the
+    `data.eval_scale` the run validated at, read from the workdir's `config.json` beside
+    the file, so the same model is served the same crops. Other models (no run config,
+    or exported at another crop size than the run trained with) get the default,
+    256/224 of the crop.
+
+    Args:
+        model_path: The model file, e.g. `runs/quickstart/model.keras` (a model name such
+            as "vgg16" has no run: None).
+        image_size: The export's crop side (None: the model's base size, the run's crop).
+
+    Returns:
+        The run's `data.eval_scale`, or None when the default rule applies.
+    """
+    model_path = os.fspath(model_path)
+    config_path = os.path.join(os.path.dirname(os.path.abspath(model_path)), RUN_CONFIG)
+    if not (os.path.isfile(model_path) and os.path.isfile(config_path)):
+        return None
+    with open(config_path, encoding="utf-8") as f:
+        run_data = json.load(f).get("data", {})
+    if "eval_scale" not in run_data or image_size not in (None, run_data.get("crop_size")):
+        return None
+    return int(run_data["eval_scale"])
+
+
 def _check_size(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name}={value!r}; allowed: an int >= {minimum}.")
@@ -135,6 +200,23 @@ def _default_class_names(classes: int) -> tuple[str, ...]:
     if classes == preprocessing_lib.NUM_CLASSES:
         return tuple(names.split(",")[0] for _, names in preprocessing_lib.imagenet_classes())
     return tuple(str(index) for index in range(classes))
+
+
+@contextlib.contextmanager
+def _quiet_save_logs() -> Iterator[None]:
+    """Hides the INFO lines `tf.saved_model.save` logs (the temporary version directory's
+    assets and fingerprint, sharding times, and the model's captured variables
+    `input_1 ... input_N` renamed inside the graph: the signatures' own inputs keep their
+    documented names); warnings and errors still show."""
+    # absl's verbosity through its own API: the save itself reads and restores it.
+    absl_verbosity, tf_level = absl_logging.get_verbosity(), tf.get_logger().level
+    absl_logging.set_verbosity(min(absl_verbosity, absl_logging.WARNING))
+    tf.get_logger().setLevel(max(tf.get_logger().getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(absl_verbosity)
+        tf.get_logger().setLevel(tf_level)
 
 
 def _write_info(directory: str, spec: signatures_lib.ServingSpec, model: keras.Model, preprocessing, names) -> None:
@@ -187,7 +269,8 @@ def export_saved_model(
         mode: "center" (smallest side to `resize_size`, centre `image_size` crop) or "dense"
             (smallest side to `resize_size`, whole image through the fully-convolutional form).
         image_size: Crop side in center mode (default: the head's base size).
-        resize_size: Smallest side after rescaling (default: 256/224 of the crop, e.g. 256 for 224).
+        resize_size: Smallest side after rescaling (default: 256/224 of the crop, e.g. 256 for
+            224; `run_resize_size` gives a trained run's validation scale instead).
         top_k: Size of the top-k outputs (default: 5, or the number of classes if fewer).
         class_names: One name per class (default: ImageNet names for 1000 classes, else indices).
         preprocessing: Normalisation for models without a "preprocessing" layer (see
@@ -214,7 +297,8 @@ def export_saved_model(
     functions = module.signatures(include_float_signature)
 
     def write(directory: str) -> None:
-        tf.saved_model.save(module, directory, signatures=functions)
+        with _quiet_save_logs():
+            tf.saved_model.save(module, directory, signatures=functions)
         _write_info(directory, spec, model, preprocessing, functions)
 
     version_dir = repository.write_version(os.path.join(export_root, model_name), version, write)

@@ -1,9 +1,11 @@
 """TFLite conversion in four modes, each checked against the Keras model.
 
 Every TFLite model takes float32 RGB in [0, 255] (`[1, size, size, 3]`; int8 for
-full-integer models, quantised with the input's scale and zero point): normalisation is
-inside, as in the SavedModel. `tflite_parity_report` runs the TFLite interpreter and the
-Keras model on the same held-out images and reports how far apart they are.
+full-integer models, quantised with the input's scale and zero point) and returns class
+probabilities `[1, classes]`, as the SavedModel does: normalisation is inside, and a model
+built with `classifier_activation=None` (logits) gets a soft-max appended. `tflite_parity_report`
+runs the TFLite interpreter and the Keras model on the same held-out images and reports how
+far apart their probabilities are.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vgg_keras import models as models_lib
 from vgg_keras.export import saved_model as saved_model_lib
 
 __all__ = ["QUANTIZATIONS", "export_tflite", "representative_images", "tflite_parity_report", "run_tflite"]
@@ -28,7 +31,11 @@ DEFAULT_CALIBRATION_IMAGES = 100
 
 
 def with_normalizer(model: keras.Model, preprocessing=None, image_size: int | None = None) -> keras.Model:
-    """`model` taking RGB [0, 255] at a fixed size: the normalisation prepended when needed.
+    """`model` from RGB [0, 255] at a fixed size to probabilities, as the SavedModel serves it.
+
+    The normalisation is prepended when the model lacks it, and a soft-max appended when
+    the model outputs logits (`classifier_activation=None`), so TFLite files and their
+    parity reports hold probabilities whatever the classifier's activation.
 
     Args:
         model: A vgg_keras classifier or a `.keras` path.
@@ -36,15 +43,19 @@ def with_normalizer(model: keras.Model, preprocessing=None, image_size: int | No
         image_size: Input side (default: the head's base size).
 
     Returns:
-        A `keras.Model` with input `[None, image_size, image_size, 3]`.
+        A `keras.Model` with input `[None, image_size, image_size, 3]` and output
+        probabilities `[None, classes]`.
     """
     model = saved_model_lib.load_model(model)
     normalizer = saved_model_lib.resolve_normalizer(model, preprocessing)
     size = saved_model_lib.base_size(model) if image_size is None else image_size
-    if normalizer is None and tuple(model.input_shape[1:3]) == (size, size):
+    logits = models_lib.head_of(model)[2] is None
+    if normalizer is None and not logits and tuple(model.input_shape[1:3]) == (size, size):
         return model
     inputs = keras.Input((size, size, 3), name="images")
     outputs = model(normalizer(inputs) if normalizer is not None else inputs)
+    if logits:
+        outputs = keras.layers.Softmax(name="probabilities")(outputs)
     return keras.Model(inputs, outputs, name=f"{model.name}_rgb")
 
 
@@ -142,7 +153,7 @@ def export_tflite(
         overwrite: Replace an existing file.
 
     Returns:
-        `output_path`.
+        `output_path`. The model returns probabilities (see `with_normalizer`).
 
     Raises:
         ValueError: For an unknown quantization, "int8" without data, or an existing file.
@@ -157,8 +168,10 @@ def export_tflite(
         _configure(converter, quantization, representative_dataset, calibration_images)
         flatbuffer = converter.convert()
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
-    with open(output_path, "wb") as f:
+    partial = f"{output_path}.partial"  # renamed into place: an interrupted write leaves no half file
+    with open(partial, "wb") as f:
         f.write(flatbuffer)
+    os.replace(partial, output_path)
     return output_path
 
 
@@ -195,7 +208,8 @@ def run_tflite(tflite_path: str, images: np.ndarray) -> tuple[np.ndarray, float]
         images: float32 `[N, size, size, 3]` RGB [0, 255].
 
     Returns:
-        (probabilities float32 `[N, classes]`, mean seconds per image of `invoke`).
+        (probabilities float32 `[N, classes]` (every export holds its soft-max, also for
+        a logits model), mean seconds per image of `invoke`).
     """
     interpreter = _interpreter(tflite_path)
     source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
@@ -235,7 +249,8 @@ def tflite_parity_report(
     Returns:
         `{"tflite_path", "num_images", "max_abs_diff", "mean_abs_diff", "top1_agreement",
         "tflite_bytes", "keras_float32_bytes", "size_ratio", "tflite_ms_per_image",
-        "report_path"}`; differences are of probabilities, latency is the interpreter's
+        "report_path"}`; differences are of probabilities (the soft-max of a logits model's
+        outputs, on both sides), latency is the interpreter's
         `invoke` per image (batch 1) on this machine.
     """
     images = np.asarray(images, dtype=np.float32)
