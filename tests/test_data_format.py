@@ -137,15 +137,15 @@ def test_explicit_data_format_overrides_the_global_one(data_format):
 def test_to_data_format_round_trip_keeps_graph_and_weights(data_format):
     model = vgg_keras.build("C", head="conv", include_preprocessing=True, **TINY)
     other = "channels_last" if data_format == "channels_first" else "channels_first"
-    twin = vgg_keras.to_data_format(model, other)
+    twin = models.to_data_format(model, other)
     assert models.data_format_of(twin) == other and twin.input_shape == (None,) + _shape(None, None, 3, other)
-    back = vgg_keras.to_data_format(twin, data_format)
+    back = models.to_data_format(twin, data_format)
     assert _describe(back) == _describe(model)
     for a, b in zip(model.get_weights(), back.get_weights()):
         np.testing.assert_array_equal(a, b)
-    assert vgg_keras.to_data_format(model, data_format) is model
+    assert models.to_data_format(model, data_format) is model
     with pytest.raises(ValueError, match="Invalid data_format='NCHW'"):
-        vgg_keras.to_data_format(model, "NCHW")
+        models.to_data_format(model, "NCHW")
 
 
 def test_preprocess_input_follows_the_global_format_like_keras(data_format):
@@ -168,7 +168,7 @@ def test_lrn_normalises_across_the_channel_axis_of_either_format():
 def test_descriptors_of_a_channels_first_model_are_those_of_its_channels_last_twin(data_format):
     # The evaluation / Appendix B runner feeds (B, H, W, 3) batches; a channels-first model runs as its twin.
     last = vgg_keras.build("A", data_format="channels_last", include_preprocessing=True, **TINY)
-    model = vgg_keras.to_data_format(last, data_format)
+    model = models.to_data_format(last, data_format)
     images = np.random.default_rng(2).uniform(0, 255, (2, 40, 48, 3)).astype("float32")
     expected = features.descriptor_runner(last).posteriors(images).numpy()
     np.testing.assert_allclose(features.descriptor_runner(model).posteriors(images).numpy(), expected, rtol=1e-5)
@@ -199,7 +199,7 @@ JAX_SCRIPT = textwrap.dedent(
     import json, sys
     import keras, numpy as np
     import vgg_keras
-    from vgg_keras import convert
+    from vgg_keras import convert, models
 
     assert keras.backend.backend() == "jax"
     keras.config.set_image_data_format("channels_first")
@@ -237,7 +237,7 @@ JAX_SCRIPT = textwrap.dedent(
     model = vgg_keras.build("vgg13_bn", include_preprocessing=True, width_multiplier=1 / 8, fc_units=16, classes=10, base_size=32)
     model.save(f"{work}/cf.keras")
     out["saved"], out["restored"] = run(model, x), run(keras.models.load_model(f"{work}/cf.keras"), x)
-    out["twin"] = run(vgg_keras.to_data_format(model, "channels_last"), images["32"])
+    out["twin"] = run(models.to_data_format(model, "channels_last"), images["32"])
 
     # convert_weights under channels_first, compared with PyTorch on the source file.
     result = convert.convert_weights(f"{work}/vgg11.safetensors", "vgg11", f"{work}/converted/vgg11",

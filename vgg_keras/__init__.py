@@ -26,7 +26,6 @@ from vgg_keras.models import (
     init_from_shallower,
     list_models,
     score_map_model,
-    to_data_format,
     to_dense,
     to_fully_convolutional,
 )
@@ -102,7 +101,6 @@ __all__ = [
     "preprocessing_layer",
     "preprocessing_mode_for",
     "score_map_model",
-    "to_data_format",
     "to_dense",
     "to_fully_convolutional",
     *_LAZY_NAMES,
