@@ -141,7 +141,7 @@ def test_to_data_format_round_trip_keeps_graph_and_weights(data_format):
     assert models.data_format_of(twin) == other and twin.input_shape == (None,) + _shape(None, None, 3, other)
     back = models.to_data_format(twin, data_format)
     assert _describe(back) == _describe(model)
-    for a, b in zip(model.get_weights(), back.get_weights()):
+    for a, b in zip(model.get_weights(), back.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert models.to_data_format(model, data_format) is model
     with pytest.raises(ValueError, match="Invalid data_format='NCHW'"):
