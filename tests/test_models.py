@@ -111,7 +111,7 @@ def _same_layers(ours, theirs, ignore=()):
 @pytest.mark.parametrize("name", ["VGG16", "VGG19"])
 def test_identity_with_keras_applications_top(name):
     theirs = getattr(keras.applications, name)(weights=None)
-    ours = getattr(vgg_keras, name)(weights=None, dropout=0.0)
+    ours = getattr(vgg_keras, name)(weights=None)  # the default graph is keras.applications' (no Dropout)
     _same_layers(ours, theirs)
     _copy_weights(theirs, ours)
     x = np.random.default_rng(0).uniform(-120, 120, size=(1, 224, 224, 3)).astype("float32")
@@ -132,12 +132,13 @@ def test_identity_with_keras_applications_no_top(name, pooling):
     np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
 
-def test_dropout_layers_follow_fc1_and_fc2_and_zero_removes_them():
-    names = [layer.name for layer in tiny().layers]
+def test_dropout_layers_follow_fc1_and_fc2_when_asked_and_none_by_default():
+    names = [layer.name for layer in tiny(dropout=0.5).layers]
     assert names[names.index("fc1") + 1] == "fc1_dropout"
     assert names[names.index("fc2") + 1] == "fc2_dropout"
-    assert tiny().get_layer("fc1_dropout").rate == 0.5
-    assert not [n for n in (l.name for l in tiny(dropout=0.0).layers) if "dropout" in n]
+    assert tiny(dropout=0.5).get_layer("fc1_dropout").rate == 0.5
+    assert not [n for n in (l.name for l in tiny().layers) if "dropout" in n]
+    assert not [l for l in tiny(head="conv", input_shape=None).layers if isinstance(l, keras.layers.Dropout)]
 
 
 def test_batch_norm_variant_layout():
@@ -297,6 +298,15 @@ def test_bad_arguments_raise_clear_value_errors(kwargs, message):
 def test_head_conversion_needs_a_classifier():
     with pytest.raises(ValueError, match="include_top=False"):
         vgg_keras.to_fully_convolutional(tiny(include_top=False, input_shape=(64, 64, 3)))
+
+
+def test_get_model_takes_a_model_name_as_build_does():
+    # Issue 12 item 4: get_model's own first parameter used to clash with build's name=.
+    model = vgg_keras.get_model("vgg11_bn", name="x", include_top=False, input_shape=(32, 32, 3),
+                                width_multiplier=1 / 16)
+    assert model.name == "x"
+    assert model.get_layer("block1_bn1") is not None
+    assert vgg_keras.get_model("A", include_top=False, input_shape=(32, 32, 3), width_multiplier=1 / 16).name == "vgg11"
 
 
 def test_model_name_must_be_a_string():

@@ -48,6 +48,11 @@ def _image(size: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0, 255, (1, size, size, 3)).astype("float32")
 
 
+def _in_format(images: np.ndarray, data_format: str) -> np.ndarray:
+    """NHWC reference images in the order a model of `data_format` takes."""
+    return np.transpose(images, (0, 3, 1, 2)) if data_format == "channels_first" else images
+
+
 def _activate(logits: np.ndarray, activation) -> np.ndarray:
     return keras.ops.convert_to_numpy(keras.activations.get(activation)(logits)) if activation else logits
 
@@ -76,7 +81,8 @@ def _keras_reference(path: str, arch: str, image: np.ndarray):
     builders = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19}
     if arch not in builders:
         return None
-    model = builders[arch](weights=path, classifier_activation=None)
+    model = builders[arch](weights=path, classifier_activation=None)  # in Keras' image data format
+    image = _in_format(image, keras.config.image_data_format())
     return f"keras.applications.{arch.upper()}", keras.ops.convert_to_numpy(
         model(preprocessing_lib.preprocess_input(image, mode="caffe"), training=False))
 
@@ -138,6 +144,6 @@ def convert_weights(
     if found is None:
         return ConversionResult(weights_path, model_path, mode, None, None)
     name_of_reference, logits = found
-    ours = keras.ops.convert_to_numpy(model(image, training=False))
+    ours = keras.ops.convert_to_numpy(model(_in_format(image, models_lib.data_format_of(model)), training=False))
     diff = float(np.max(np.abs(ours - _activate(logits, classifier_activation))))
     return ConversionResult(weights_path, model_path, mode, name_of_reference, diff)

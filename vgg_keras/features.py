@@ -73,7 +73,8 @@ def descriptor_runner(model: keras.Model, preprocess: Callable | None = None,
     """A masked dense forward pass that ends at `layer` (fc2) and pools it over space.
 
     Args:
-        model: A vgg_keras classifier (dense or conv head; converted to the conv head).
+        model: A vgg_keras classifier (dense or conv head; converted to the conv head, and
+            to channels-last, since the batches are `[B, H, W, 3]`).
         preprocess: Normalisation for RGB 0..255 inputs (None when the model has its own).
         layer: The layer whose map is pooled ("fc2" in the paper; "fc1" also works).
 

@@ -11,6 +11,11 @@ Layer names follow `keras.applications` (`block{b}_conv{i}`, `block{b}_pool`, `f
 same style: `block{b}_bn{i}` / `block{b}_relu{i}` (BatchNorm variants), `block1_lrn`,
 `fc1_dropout`, `fc2_dropout`, `avg_pool` / `max_pool`, and for the conv head
 `score_average` (spatial mean of the class-score map) and `predictions_activation`.
+
+Both image data formats build, as in `keras.applications`: the model follows
+`keras.config.image_data_format()` (or `data_format=`). Kernels have the same shapes in
+both (Keras keeps conv kernels HWIO and its `Flatten` flattens channels-first maps in
+H, W, C order), so every weights file loads into either and `to_data_format` converts.
 """
 
 from __future__ import annotations
@@ -35,12 +40,15 @@ __all__ = [
     "to_dense",
     "score_map_model",
     "feature_extractor",
+    "to_data_format",
+    "data_format_of",
     "init_from_shallower",
     "PAPER_INIT_FC_LAYERS",
 ]
 
 HEADS = ("dense", "conv")
 POOLINGS = (None, "avg", "max")
+DATA_FORMATS = ("channels_last", "channels_first")
 MIN_INPUT_SIZE = 32
 DEFAULT_SIZE = 224
 PAPER_INIT_FC_LAYERS = ("fc1", "fc2", "predictions")
@@ -60,13 +68,14 @@ class ModelSpec:
         fc_units: Width of fc1 and fc2.
         classes: Number of classes of the predictions layer.
         classifier_activation: Activation of the top layer (None for logits).
-        dropout: Dropout rate after fc1 and fc2 (0 removes the layers).
+        dropout: Dropout rate after fc1 and fc2 (0, the default, means no Dropout layers).
         pooling: Global pooling of the features when `include_top=False`.
         base_size: Input size the head is designed for; the conv head's fc1 kernel is base_size / 32.
         input_shape: Input shape without the batch axis.
         kernel_initializer: Keras initializer for every conv and dense kernel.
         preprocessing: Optional layer applied to the input before block1 (normalisation).
         name: The model's name.
+        data_format: "channels_last" (images `(H, W, C)`) or "channels_first" (`(C, H, W)`).
     """
 
     blocks: tuple[tuple[configs_lib.ConvSpec, ...], ...]
@@ -77,16 +86,22 @@ class ModelSpec:
     fc_units: int = 4096
     classes: int = 1000
     classifier_activation: Any = "softmax"
-    dropout: float = 0.5
+    dropout: float = 0.0
     pooling: str | None = None
     base_size: int = DEFAULT_SIZE
     input_shape: tuple[int | None, ...] = (DEFAULT_SIZE, DEFAULT_SIZE, 3)
     kernel_initializer: Any = "glorot_uniform"
     preprocessing: keras.layers.Layer | None = None
     name: str = "vgg"
+    data_format: str = "channels_last"
 
 
 # --------------------------------------------------------------------------- building
+
+
+def _channel_axis(data_format: str) -> int:
+    """The channel axis of a batched image tensor."""
+    return 1 if data_format == "channels_first" else -1
 
 
 def _conv_unit(x, spec: configs_lib.ConvSpec, block: int, index: int, model_spec: ModelSpec):
@@ -98,11 +113,14 @@ def _conv_unit(x, spec: configs_lib.ConvSpec, block: int, index: int, model_spec
         padding="same",
         activation=activation,
         kernel_initializer=model_spec.kernel_initializer,
+        data_format=model_spec.data_format,
         name=f"block{block}_conv{index}",
     )(x)
     if model_spec.batch_norm:
         # torchvision's BatchNorm2d defaults (momentum 0.1 there == 0.9 here, eps 1e-5).
-        x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"block{block}_bn{index}")(x)
+        x = keras.layers.BatchNormalization(
+            axis=_channel_axis(model_spec.data_format), momentum=0.9, epsilon=1e-5, name=f"block{block}_bn{index}"
+        )(x)
         x = keras.layers.ReLU(name=f"block{block}_relu{index}")(x)
     return x
 
@@ -113,8 +131,8 @@ def _conv_body(x, spec: ModelSpec):
         for index, conv in enumerate(convs, start=1):
             x = _conv_unit(x, conv, block, index, spec)
             if spec.lrn and block == 1 and index == 1:
-                x = LocalResponseNormalization(name="block1_lrn")(x)
-        x = keras.layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
+                x = LocalResponseNormalization(data_format=spec.data_format, name="block1_lrn")(x)
+        x = keras.layers.MaxPooling2D(2, strides=2, data_format=spec.data_format, name=f"block{block}_pool")(x)
     return x
 
 
@@ -124,7 +142,8 @@ def _dropout(x, spec: ModelSpec, name: str):
 
 def _dense_head(x, spec: ModelSpec):
     init = spec.kernel_initializer
-    x = keras.layers.Flatten(name="flatten")(x)
+    # Keras' Flatten moves channels last first, so fc1's rows are (h, w, c) in both data formats.
+    x = keras.layers.Flatten(data_format=spec.data_format, name="flatten")(x)
     x = keras.layers.Dense(spec.fc_units, activation="relu", kernel_initializer=init, name="fc1")(x)
     x = _dropout(x, spec, "fc1_dropout")
     x = keras.layers.Dense(spec.fc_units, activation="relu", kernel_initializer=init, name="fc2")(x)
@@ -136,25 +155,29 @@ def _dense_head(x, spec: ModelSpec):
 
 def _conv_head(x, spec: ModelSpec):
     """The paper's dense-evaluation head: fc1 a valid conv, fc2/fc3 1x1 convs, averaged scores."""
-    init = spec.kernel_initializer
+    init, data_format = spec.kernel_initializer, spec.data_format
     kernel = spec.base_size // 32
-    x = keras.layers.Conv2D(spec.fc_units, kernel, activation="relu", kernel_initializer=init, name="fc1")(x)
+    x = keras.layers.Conv2D(
+        spec.fc_units, kernel, activation="relu", kernel_initializer=init, data_format=data_format, name="fc1"
+    )(x)
     x = _dropout(x, spec, "fc1_dropout")
-    x = keras.layers.Conv2D(spec.fc_units, 1, activation="relu", kernel_initializer=init, name="fc2")(x)
+    x = keras.layers.Conv2D(
+        spec.fc_units, 1, activation="relu", kernel_initializer=init, data_format=data_format, name="fc2"
+    )(x)
     x = _dropout(x, spec, "fc2_dropout")
-    x = keras.layers.Conv2D(spec.classes, 1, kernel_initializer=init, name="predictions")(x)
+    x = keras.layers.Conv2D(spec.classes, 1, kernel_initializer=init, data_format=data_format, name="predictions")(x)
     # Averaging the score map before the soft-max is the paper's "sum-pooling" of class scores.
-    x = keras.layers.GlobalAveragePooling2D(name="score_average")(x)
+    x = keras.layers.GlobalAveragePooling2D(data_format=data_format, name="score_average")(x)
     if spec.classifier_activation is not None:
         x = keras.layers.Activation(spec.classifier_activation, name="predictions_activation")(x)
     return x
 
 
-def _pooled_features(x, pooling: str | None):
-    if pooling == "avg":
-        return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    if pooling == "max":
-        return keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+def _pooled_features(x, spec: ModelSpec):
+    if spec.pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D(data_format=spec.data_format, name="avg_pool")(x)
+    if spec.pooling == "max":
+        return keras.layers.GlobalMaxPooling2D(data_format=spec.data_format, name="max_pool")(x)
     return x
 
 
@@ -183,7 +206,7 @@ def build_from_spec(spec: ModelSpec, input_tensor=None) -> keras.Model:
     if spec.include_top:
         x = _conv_head(x, spec) if spec.head == "conv" else _dense_head(x, spec)
     else:
-        x = _pooled_features(x, spec.pooling)
+        x = _pooled_features(x, spec)
     if given is not None:
         inputs = keras.src.ops.operation_utils.get_source_inputs(given)
     return keras.Model(inputs, x, name=spec.name)
@@ -197,45 +220,68 @@ def _check_choice(argument: str, value, allowed: Sequence) -> None:
         raise ValueError(f"Invalid {argument}={value!r}. Allowed: {', '.join(repr(a) for a in allowed)}.")
 
 
-def _check_input_shape(shape, spec_head: str, include_top: bool, base_size: int, pretrained: bool) -> None:
-    """Validates `input_shape` against the head, the minimum size and the weights."""
+def _split_shape(shape: Sequence, data_format: str) -> tuple:
+    """`(height, width, channels)` of an image shape without the batch axis."""
+    if data_format == "channels_first":
+        channels, height, width = shape
+        return height, width, channels
+    return tuple(shape)
+
+
+def _image_shape(height, width, channels, data_format: str) -> tuple:
+    """The image shape without the batch axis in `data_format` order."""
+    return (channels, height, width) if data_format == "channels_first" else (height, width, channels)
+
+
+def _shape_names(data_format: str) -> str:
+    return "(" + ", ".join(_image_shape("height", "width", "channels", data_format)) + ")"
+
+
+def _check_input_shape(shape, head: str, include_top: bool, base_size: int, pretrained: bool, data_format: str) -> None:
+    """Validates `input_shape` against the head, the minimum size, the weights and the data format."""
     if len(shape) != 3:
-        raise ValueError(f"input_shape must be (height, width, channels); received input_shape={shape}.")
-    height, width, channels = shape
+        raise ValueError(
+            f"input_shape must be {_shape_names(data_format)} with data_format={data_format!r}; "
+            f"received input_shape={shape}."
+        )
+    height, width, channels = _split_shape(shape, data_format)
     if channels is None or channels < 1 or (pretrained and channels != 3):
         allowed = "3 (RGB) with pretrained weights" if pretrained else "a positive number"
-        raise ValueError(f"input_shape={shape} has channels={channels}; allowed: {allowed}.")
-    minimum = base_size if (include_top and spec_head == "conv") else MIN_INPUT_SIZE
+        raise ValueError(
+            f"input_shape={shape} has channels={channels} (shape {_shape_names(data_format)}, "
+            f"data_format={data_format!r}); allowed: {allowed}."
+        )
+    minimum = base_size if (include_top and head == "conv") else MIN_INPUT_SIZE
     for size in (height, width):
         if size is not None and size < minimum:
             why = "the conv head needs at least base_size" if minimum == base_size else "five 2x2 pools"
             raise ValueError(
-                f"input_shape={shape} is too small: height and width must be >= {minimum} ({why})."
+                f"input_shape={shape} is too small: height and width must be >= {minimum} ({why}; "
+                f"shape {_shape_names(data_format)}, data_format={data_format!r})."
             )
-    if include_top and spec_head == "dense" and (height is None or width is None):
+    if include_top and head == "dense" and (height is None or width is None):
         raise ValueError(
             f"input_shape={shape}: the dense head needs a fixed height and width; use head='conv' for any size."
         )
-    if pretrained and include_top and spec_head == "dense" and (height, width) != (base_size, base_size):
+    if pretrained and include_top and head == "dense" and (height, width) != (base_size, base_size):
         raise ValueError(
             f"input_shape={shape}: pretrained weights with the dense head need {base_size}x{base_size} input; "
             "use include_top=False or head='conv' for other sizes."
         )
 
 
-def _default_input_shape(include_top: bool, head: str, base_size: int) -> tuple:
-    if include_top and head == "dense":
-        return (base_size, base_size, 3)
-    return (None, None, 3)
+def _default_input_shape(include_top: bool, head: str, base_size: int, data_format: str) -> tuple:
+    side = base_size if include_top and head == "dense" else None
+    return _image_shape(side, side, 3, data_format)
 
 
-def _resolve_input_shape(input_shape, input_tensor, include_top, head, base_size, pretrained) -> tuple:
+def _resolve_input_shape(input_shape, input_tensor, include_top, head, base_size, pretrained, data_format) -> tuple:
     if input_shape is None and input_tensor is not None:
         input_shape = tuple(input_tensor.shape[1:])
     if input_shape is None:
-        input_shape = _default_input_shape(include_top, head, base_size)
+        input_shape = _default_input_shape(include_top, head, base_size, data_format)
     input_shape = tuple(input_shape)
-    _check_input_shape(input_shape, head, include_top, base_size, pretrained)
+    _check_input_shape(input_shape, head, include_top, base_size, pretrained, data_format)
     return input_shape
 
 
@@ -284,12 +330,19 @@ def _initializer(kernel_initializer):
     return kernel_initializer
 
 
-def _preprocessing_layer(include: bool, mode: str | None, weights, arch: str):
+def _preprocessing_layer(include: bool, mode: str | None, weights, arch: str, data_format: str):
     if not include:
         if mode is not None:
             raise ValueError(f"preprocessing={mode!r} needs include_preprocessing=True.")
         return None
-    return preprocessing_lib.preprocessing_layer(mode or weights_lib.preprocessing_mode_for(weights, arch))
+    mode = mode or weights_lib.preprocessing_mode_for(weights, arch)
+    return preprocessing_lib.preprocessing_layer(mode, data_format=data_format)
+
+
+def _resolve_data_format(data_format: str | None) -> str:
+    data_format = data_format or keras.config.image_data_format()
+    _check_choice("data_format", data_format, DATA_FORMATS)
+    return data_format
 
 
 # --------------------------------------------------------------------------- public builders
@@ -307,7 +360,7 @@ def build(
     classes: int = 1000,
     classifier_activation: str | Callable | None = "softmax",
     head: str = "dense",
-    dropout: float = 0.5,
+    dropout: float = 0.0,
     width_multiplier: float = 1.0,
     fc_units: int = 4096,
     base_size: int = DEFAULT_SIZE,
@@ -315,6 +368,7 @@ def build(
     include_preprocessing: bool = False,
     preprocessing: str | None = None,
     name: str | None = None,
+    data_format: str | None = None,
 ) -> keras.Model:
     """Builds any VGG configuration of Table 1.
 
@@ -326,9 +380,10 @@ def build(
         weights: None (random init), a published-weights tag (see `vgg_keras.list_weights()`),
             or the path to a weights file.
         input_tensor: Optional Keras tensor to use as the model input.
-        input_shape: `(height, width, channels)`. Default: `(base_size, base_size, 3)` for the
-            dense head, `(None, None, 3)` otherwise. Sides must be >= 32 (>= base_size for the
-            conv head).
+        input_shape: `(height, width, channels)`, or `(channels, height, width)` with
+            "channels_first". Default: `(base_size, base_size, 3)` for the dense head,
+            `(None, None, 3)` otherwise (channels first: `(3, ...)`). Sides must be >= 32
+            (>= base_size for the conv head); any number of channels without pretrained weights.
         pooling: With `include_top=False`: None (4D feature map), "avg" or "max".
         classes: Number of classes of the top layer.
         classifier_activation: Activation of the top layer; None returns logits.
@@ -336,7 +391,8 @@ def build(
             for dense evaluation (fc1 a (base_size/32)-square valid conv, fc2 and predictions
             1x1 convs, class scores averaged over space, then the activation). At base_size
             input both heads compute the same function.
-        dropout: Rate of the dropout after fc1 and fc2 (the paper's 0.5); 0 removes the layers.
+        dropout: Rate of the dropout after fc1 and fc2. Default 0: no Dropout layers, exactly
+            keras.applications' graph; the paper trains with 0.5, which the training configs set.
         width_multiplier: Scales every conv's filters (for small experiments), e.g. 0.125.
         fc_units: Width of fc1 and fc2 (4096 in the paper).
         base_size: The crop size the head is built for (224 in the paper; a multiple of 32).
@@ -348,6 +404,9 @@ def build(
             one the weights expect (`vgg_keras.weights.preprocessing_mode_for`); "caffe"
             for weights=None.
         name: Model name. Default: the common name, e.g. "vgg16_bn".
+        data_format: "channels_last" or "channels_first". Default: Keras' image data format
+            (`keras.config.image_data_format()`), as keras.applications. Every weights file
+            loads into both.
 
     Returns:
         A `keras.Model`.
@@ -362,12 +421,13 @@ def build(
     elif name_has_bn and not batch_norm:
         raise ValueError(f"config={config!r} names a BatchNorm model but batch_norm=False was given.")
     _check_arguments(include_top, pooling, head, dropout, classes, width_multiplier, fc_units, base_size)
+    data_format = _resolve_data_format(data_format)
     arch = configs_lib.canonical_name(vgg_config, batch_norm)
     weights_lib.check_weights_argument(weights, arch)
     pretrained = weights_lib.is_pretrained_tag(weights)
     if pretrained:
         _check_pretrained_head(classes, classifier_activation, include_top)
-    shape = _resolve_input_shape(input_shape, input_tensor, include_top, head, base_size, pretrained)
+    shape = _resolve_input_shape(input_shape, input_tensor, include_top, head, base_size, pretrained, data_format)
     spec = ModelSpec(
         blocks=_scaled_blocks(vgg_config, width_multiplier),
         batch_norm=batch_norm,
@@ -382,19 +442,21 @@ def build(
         base_size=base_size,
         input_shape=shape,
         kernel_initializer=_initializer(kernel_initializer),
-        preprocessing=_preprocessing_layer(include_preprocessing, preprocessing, weights, arch),
+        preprocessing=_preprocessing_layer(include_preprocessing, preprocessing, weights, arch, data_format),
         name=name or arch,
+        data_format=data_format,
     )
     model = build_from_spec(spec, input_tensor)
     weights_lib.load_weights(model, weights, arch=arch, include_top=include_top)
     return model
 
 
-def get_model(name: str, **kwargs) -> keras.Model:
-    """Builds a model by name, e.g. `get_model("vgg16_bn", weights=None)`.
+def get_model(name: str, /, **kwargs) -> keras.Model:
+    """Builds a model by name, e.g. `get_model("vgg16_bn", weights=None, name="mine")`.
 
     Args:
         name: Any name `list_models()` shows, or a paper letter ("A" ... "E", "A-LRN").
+            Positional only, so `name=` in `kwargs` names the model, as in `build`.
         **kwargs: Arguments of `build`.
 
     Returns:
@@ -437,6 +499,29 @@ def _require_top(model: keras.Model) -> keras.layers.Layer:
     return fc1
 
 
+def data_format_of(model: keras.Model) -> str:
+    """The image data format a vgg_keras model was built with.
+
+    Args:
+        model: A vgg_keras model.
+
+    Returns:
+        "channels_last" or "channels_first" (read from its first conv, `block1_conv1`).
+
+    Raises:
+        ValueError: If the model has no layer `block1_conv1`.
+    """
+    conv = _layer_or_none(model, "block1_conv1")
+    if conv is None:
+        raise ValueError(f"Needs a vgg_keras model (a layer 'block1_conv1'); model {model.name!r} has none.")
+    return conv.data_format
+
+
+def _input_size(model: keras.Model) -> tuple:
+    """`(height, width, channels)` of the model's input, in either data format."""
+    return _split_shape(tuple(model.input_shape[1:]), data_format_of(model))
+
+
 def head_of(model: keras.Model) -> tuple[str, int, Any]:
     """The classifier of a vgg_keras model, read from its layers.
 
@@ -455,33 +540,45 @@ def head_of(model: keras.Model) -> tuple[str, int, Any]:
         activation_layer = _layer_or_none(model, "predictions_activation")
         activation = keras.activations.serialize(activation_layer.activation) if activation_layer else None
         return "conv", fc1.kernel_size[0] * 32, activation
-    height, width = model.input_shape[1:3]
+    height, width, _ = _input_size(model)
     if height != width:
         raise ValueError(f"A dense head needs a square input; model {model.name!r} takes {model.input_shape}.")
     activation = keras.activations.serialize(model.get_layer("predictions").activation)
     return "dense", int(height), None if activation == "linear" else activation
 
 
+def _preprocessing_copy(model: keras.Model, **overrides):
+    """A fresh copy of the model's "preprocessing" layer (config `overrides` applied), or None."""
+    layer = _layer_or_none(model, "preprocessing")
+    return layer.__class__.from_config({**layer.get_config(), **overrides}) if layer is not None else None
+
+
 def _spec_of(model: keras.Model) -> ModelSpec:
-    """Recovers the `ModelSpec` of a vgg_keras model with a classifier from its layers."""
-    head, base_size, activation = head_of(model)
-    fc1 = model.get_layer("fc1")
-    dropout_layer = _layer_or_none(model, "fc1_dropout")
-    preprocessing = _layer_or_none(model, "preprocessing")
-    predictions = model.get_layer("predictions")
-    return ModelSpec(
+    """Recovers the `ModelSpec` of a vgg_keras model from its layers."""
+    common = dict(
         blocks=_spec_blocks(model),
         batch_norm=_layer_or_none(model, "block1_bn1") is not None,
         lrn=_layer_or_none(model, "block1_lrn") is not None,
+        input_shape=tuple(model.input_shape[1:]),
+        preprocessing=_preprocessing_copy(model),
+        name=model.name,
+        data_format=data_format_of(model),
+    )
+    if _layer_or_none(model, "fc1") is None:  # include_top=False: the features, maybe pooled
+        pooling = next((p for p in ("avg", "max") if _layer_or_none(model, f"{p}_pool") is not None), None)
+        return ModelSpec(include_top=False, pooling=pooling, **common)
+    head, base_size, activation = head_of(model)
+    fc1 = model.get_layer("fc1")
+    dropout_layer = _layer_or_none(model, "fc1_dropout")
+    predictions = model.get_layer("predictions")
+    return ModelSpec(
         head=head,
         fc_units=fc1.units if head == "dense" else fc1.filters,
         classes=predictions.units if head == "dense" else predictions.filters,
         classifier_activation=activation,
         dropout=dropout_layer.rate if dropout_layer else 0.0,
         base_size=base_size,
-        input_shape=tuple(model.input_shape[1:]),
-        preprocessing=preprocessing.__class__.from_config(preprocessing.get_config()) if preprocessing else None,
-        name=model.name,
+        **common,
     )
 
 
@@ -494,22 +591,59 @@ def _copy_weights_reshaped(source: keras.Model, target: keras.Model) -> None:
         layer.set_weights([v.reshape(w.shape) for v, w in zip(values, layer.weights)])
 
 
+def _rebuilt(model: keras.Model, spec: ModelSpec) -> keras.Model:
+    converted = build_from_spec(spec)
+    _copy_weights_reshaped(model, converted)
+    return converted
+
+
 def _with_head(model: keras.Model, head: str) -> keras.Model:
     """`model` rebuilt with `head` ("dense": base_size input; "conv": any size), weights copied."""
+    _require_top(model)
     spec = _spec_of(model)
     if spec.head == head:
         return model
     side = spec.base_size if head == "dense" else None
-    converted = build_from_spec(dataclasses.replace(spec, head=head, input_shape=(side, side, spec.input_shape[-1])))
-    _copy_weights_reshaped(model, converted)
-    return converted
+    channels = _input_size(model)[2]
+    shape = _image_shape(side, side, channels, spec.data_format)
+    return _rebuilt(model, dataclasses.replace(spec, head=head, input_shape=shape))
+
+
+def to_data_format(model: keras.Model, data_format: str) -> keras.Model:
+    """The same vgg_keras model in the other image data format, weights included.
+
+    Kernels have the same shapes in both formats, so the weights are copied unchanged and
+    the result's outputs are the input model's, transposed (`(B, C, H, W)` <-> `(B, H, W, C)`
+    for maps; vectors are equal). Use it to run a channels-first model where only
+    channels-last convolutions run (TensorFlow on CPU), or the reverse.
+
+    Args:
+        model: A vgg_keras model (any head, with or without the classifier).
+        data_format: "channels_last" or "channels_first".
+
+    Returns:
+        A new `keras.Model` in `data_format` with input `(H, W, C)` or `(C, H, W)`; a model
+        already in `data_format` is returned unchanged.
+
+    Raises:
+        ValueError: For an unknown `data_format` or a model that is not a vgg_keras VGG.
+    """
+    _check_choice("data_format", data_format, DATA_FORMATS)
+    spec = _spec_of(model)
+    if spec.data_format == data_format:
+        return model
+    shape = _image_shape(*_input_size(model), data_format)
+    preprocessing = _preprocessing_copy(model, data_format=data_format)
+    return _rebuilt(
+        model, dataclasses.replace(spec, data_format=data_format, input_shape=shape, preprocessing=preprocessing)
+    )
 
 
 def to_fully_convolutional(model: keras.Model) -> keras.Model:
     """Converts a dense-head VGG into the paper's fully-convolutional form, weights included.
 
     fc1's kernel `(7*7*512, 4096)` becomes a 7x7 valid conv `(7, 7, 512, 4096)` (exact, since
-    the channels-last Flatten is row-major over (h, w, c)); fc2 and predictions become 1x1
+    Keras' Flatten is row-major over (h, w, c) in both data formats); fc2 and predictions become 1x1
     convs. The result accepts any input of at least `base_size` (224) pixels and at
     `base_size` returns exactly the dense model's output. A model that is already
     fully-convolutional is returned unchanged.
@@ -518,7 +652,8 @@ def to_fully_convolutional(model: keras.Model) -> keras.Model:
         model: A vgg_keras model built with `include_top=True`.
 
     Returns:
-        A new `keras.Model` with `head="conv"` and input shape `(None, None, channels)`.
+        A new `keras.Model` with `head="conv"` and input shape `(None, None, channels)`
+        (`(channels, None, None)` for a channels-first model).
 
     Raises:
         ValueError: If the model has no classifier or a non-square input.
@@ -549,7 +684,8 @@ def score_map_model(model: keras.Model) -> keras.Model:
         model: A vgg_keras model with a classifier (dense heads are converted first).
 
     Returns:
-        A `keras.Model` mapping images `[B, H, W, C]` to scores `[B, h, w, classes]`.
+        A `keras.Model` mapping images `[B, H, W, C]` to scores `[B, h, w, classes]`
+        (channels first: `[B, C, H, W]` to `[B, classes, h, w]`).
     """
     conv_model = to_fully_convolutional(model)
     return keras.Model(conv_model.input, conv_model.get_layer("predictions").output, name=f"{model.name}_scores")
@@ -672,9 +808,10 @@ def _named_builder(model_name: str, default_weights: str | None) -> Callable[...
     variant = " with BatchNorm" if batch_norm else ""
     builder.__doc__ = (
         f"VGG configuration {config.letter} ({model_name}{variant}), {config.weight_layers} weight layers.\n\n"
-        "Same arguments, meaning and defaults as `keras.applications.VGG16`; extra keyword\n"
-        "arguments (`head`, `dropout`, `width_multiplier`, `fc_units`, `base_size`,\n"
-        "`kernel_initializer`, ...) are those of `vgg_keras.build`.\n\n"
+        "Same arguments, meaning and defaults as `keras.applications.VGG16`, and with default\n"
+        "arguments the same graph (layers, names, shapes; no Dropout) in either image data format;\n"
+        "extra keyword arguments (`head`, `dropout`, `width_multiplier`, `fc_units`, `base_size`,\n"
+        "`kernel_initializer`, `data_format`, ...) are those of `vgg_keras.build`.\n\n"
         f"Default weights: {default_weights!r}.\n\nReturns:\n    A `keras.Model`.\n"
     )
     builder.__name__ = builder.__qualname__ = model_name.upper().replace("_", "")

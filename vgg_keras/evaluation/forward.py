@@ -165,7 +165,8 @@ def prepare_model(model: keras.Model, preprocess: Preprocess | None = None, name
         )
     if preprocess is not None and not callable(preprocess):
         raise TypeError(f"preprocess must be callable or None; received {preprocess!r}.")
-    conv_model = models_lib.to_fully_convolutional(model)
+    # Batches and masks are (B, H, W, C): a channels-first model runs as its channels-last twin (same weights).
+    conv_model = models_lib.to_data_format(models_lib.to_fully_convolutional(model), "channels_last")
     if preprocess is not None and any(layer.name == "preprocessing" for layer in conv_model.layers):
         raise ValueError(
             f"preprocess={preprocess!r} given, but model {model.name!r} already has a 'preprocessing' layer; "
