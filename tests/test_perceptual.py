@@ -1,6 +1,7 @@
 """LPIPS parity with the reference `lpips` package; perceptual and style losses; style transfer."""
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -284,3 +285,102 @@ def test_losses_compute_in_float32_under_mixed_precision(tiny_weights):
     assert keras.backend.standardize_dtype(value.dtype) == "float32"
     exact = loss(keras.ops.cast(y_true, "float32"), keras.ops.cast(y_pred, "float32"))
     assert float(value) == pytest.approx(float(exact), rel=1e-6)
+
+
+JAX_SCRIPT = textwrap.dedent(
+    """
+    import json
+    import os
+    import sys
+
+    os.environ["KERAS_BACKEND"] = "jax"
+    import jax
+    import keras
+    import numpy as np
+
+    from vgg_keras import perceptual
+
+    out = sys.argv[1]
+    configs = json.load(open(os.path.join(out, "configs.json")))
+    data = np.load(os.path.join(out, "inputs.npz"))
+    results = {"backend": keras.backend.backend()}
+    for name, config in configs.items():
+        loss = getattr(perceptual, name).from_config(config)
+        value, gradient = jax.jit(jax.value_and_grad(lambda p: loss(data["y_true"], p)))(data["y_pred"])
+        results[name], gradient = float(value), np.asarray(gradient)
+        results[name + "_gradient"] = bool(np.isfinite(gradient).all() and np.abs(gradient).max() > 0)
+    results["tv"] = np.asarray(perceptual.total_variation(data["y_pred"])).tolist()
+    print(json.dumps(results))
+    """
+)
+
+
+def test_losses_give_the_same_values_and_gradients_on_jax(tiny_weights, tmp_path):
+    losses = {
+        "PerceptualLoss": perceptual.PerceptualLoss(["relu1_2", "relu3_3"], [1.0, 0.5], weights=tiny_weights["vgg16"],
+                                                    width_multiplier=TINY),
+        "StyleLoss": perceptual.StyleLoss(weights=tiny_weights["vgg19"], width_multiplier=TINY),
+    }
+    y_true, y_pred = _images(15, 0, 255), _images(16, 0, 255)
+    (tmp_path / "configs.json").write_text(json.dumps({k: v.get_config() for k, v in losses.items()}))
+    np.savez(tmp_path / "inputs.npz", y_true=y_true, y_pred=y_pred)
+    result = subprocess.run([sys.executable, "-c", JAX_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                            timeout=300, check=False, env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    on_jax = json.loads(result.stdout.strip().splitlines()[-1])
+    assert on_jax["backend"] == "jax"
+    for name, loss in losses.items():
+        assert on_jax[name] == pytest.approx(float(loss(y_true, y_pred)), rel=1e-5)
+        assert on_jax[name + "_gradient"]
+    np.testing.assert_allclose(on_jax["tv"], keras.ops.convert_to_numpy(perceptual.total_variation(y_pred)), rtol=1e-5)
+
+
+# --------------------------------------------------------------------------- style transfer
+
+
+def _content_and_style():
+    y, x = np.mgrid[0:32, 0:40]
+    content = np.stack([x * 6.0, y * 7.0, np.full_like(x, 128.0)], -1)
+    style = np.where(((x + y) // 4 % 2)[..., None] == 1, [250.0, 200.0, 20.0], [20.0, 30.0, 120.0])
+    return content.astype("float32"), style.astype("float32")
+
+
+def test_style_transfer_lowers_the_style_term_and_keeps_the_image_valid(tiny_weights):
+    content, style = _content_and_style()
+    seen = []
+    image = perceptual.style_transfer(content, style[:24], steps=12, weights=tiny_weights["vgg19"],
+                                      width_multiplier=TINY, style_weight=1.0, tv_weight=0.0, learning_rate=8.0,
+                                      callback=lambda step, img, terms: seen.append((step, img.shape, terms)))
+    assert image.shape == content.shape and image.dtype == np.float32
+    assert image.min() >= 0 and image.max() <= 255 and np.abs(image - content).max() > 1
+    assert [s for s, _, _ in seen] == list(range(1, 13)) and seen[0][1] == content.shape
+    assert seen[0][2]["content"] == 0.0  # started from the content image
+    assert seen[-1][2]["style"] < 0.5 * seen[0][2]["style"]
+    assert seen[-1][2]["loss"] < seen[0][2]["loss"]
+    with pytest.raises(ValueError, match=r"content has values in \[0, 300\]; allowed: \[0, 255\]"):
+        perceptual.style_transfer(np.full((32, 32, 3), 300.0) * (np.arange(3) > 0), style, weights=None, steps=1)
+    with pytest.raises(ValueError, match="content_layer contains 'block4_pool'"):
+        perceptual.style_transfer(content, style, weights=None, steps=1, content_layer="block4_pool",
+                                  width_multiplier=TINY)
+    with pytest.raises(ValueError, match="steps=0; allowed: an integer >= 1"):
+        perceptual.style_transfer(content, style, weights=None, steps=0)
+
+
+@pytest.mark.slow
+def test_style_transfer_recipe_writes_intermediate_and_final_pngs(tiny_weights, tmp_path):
+    from PIL import Image
+
+    content, style = _content_and_style()
+    for name, image in (("content", content), ("style", style)):
+        perceptual.save_image(image, str(tmp_path / f"{name}.png"))
+    out = tmp_path / "out"
+    command = [sys.executable, os.path.join(ROOT, "recipes", "style_transfer.py"), f"--content={tmp_path}/content.png",
+               f"--style={tmp_path}/style.png", f"--output_dir={out}", f"--weights={tiny_weights['vgg19']}",
+               f"--width_multiplier={TINY}", "--size=40", "--steps=4", "--save_every=2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False,
+                            env={**os.environ, "PYTHONPATH": ROOT})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(os.listdir(out)) == ["final.png", "step_00002.png", "step_00004.png"]  # no temporary files left
+    with Image.open(out / "final.png") as final:
+        assert final.size == (40, 32) and final.mode == "RGB"
+    assert "style transfer" in result.stderr and "Wrote" in result.stdout

@@ -40,7 +40,9 @@ from vgg_keras.weights import list_weights, preprocessing_mode_for
 
 __version__ = "0.1.0.dev0"
 
-_SUBMODULES = ("data", "evaluation", "training", "export", "localization", "features", "convert", "reference")
+_SUBMODULES = (
+    "data", "evaluation", "training", "export", "localization", "features", "convert", "reference", "perceptual",
+)
 # Public names that live in lazily imported sub-packages: name -> module.
 _LAZY_NAMES = {
     "get_source": "vgg_keras.data",
