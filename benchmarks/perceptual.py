@@ -23,8 +23,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import lpips  # noqa: E402  (before TensorFlow)
+# lpips imports torchvision, which segfaults when imported after TensorFlow (keras imports it).
+import lpips  # noqa: E402
 import torch  # noqa: E402
+
+# isort: split
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

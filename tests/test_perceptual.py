@@ -125,6 +125,8 @@ def test_lpips_bad_input_is_named(lpips_metric):
         metric(x, np.linspace(0, 255, x.size, dtype="float32").reshape(x.shape))
     with pytest.raises(ValueError, match=r"x0 has shape \(32, 32, 3\)"):
         metric(x[0], x[0])
+    with pytest.raises(ValueError, match=r"shape \(1, 8, 32, 3\); allowed: sides of at least 16 pixels"):
+        metric(x[:, :8], x[:, :8])
     with pytest.raises(ValueError, match="imagenet-keras.*calibrated on torchvision"):
         perceptual.LPIPS(trunk_weights="imagenet-keras")
     with pytest.raises(ValueError, match="value_range"):

@@ -39,6 +39,7 @@ SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 EPSILON = 1e-10  # lpips.normalize_tensor's
 REFERENCE_RANGE = (-1.0, 1.0)
+MIN_SIDE = 16
 # Tolerated excess over value_range, as a fraction of its width: rounding of converted inputs.
 RANGE_TOLERANCE = 1e-5
 
@@ -242,7 +243,11 @@ class LPIPS(keras.layers.Layer):
 
     def __call__(self, x0, x1, **kwargs):
         # Checked here rather than in `call`, so the errors reach the user unwrapped.
+        x0, x1 = (x if hasattr(x, "shape") else np.asarray(x, "float32") for x in (x0, x1))
         _backbone.check_image_pair(x0, x1, ("x0", "x1"))
+        if any(side is not None and side < MIN_SIDE for side in tuple(x0.shape)[1:3]):
+            raise ValueError(f"x0 and x1 have shape {tuple(x0.shape)}; allowed: sides of at least {MIN_SIDE} pixels "
+                             "(relu5_3 is 1/16 of the input).")
         self._check_range(x0, "x0")
         self._check_range(x1, "x1")
         return super().__call__(x0, x1, **kwargs)
