@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from safetensors.numpy import save_file
 
 import vgg_keras
 from vgg_keras import perceptual
@@ -312,12 +313,14 @@ JAX_SCRIPT = textwrap.dedent(
         results[name], gradient = float(value), np.asarray(gradient)
         results[name + "_gradient"] = bool(np.isfinite(gradient).all() and np.abs(gradient).max() > 0)
     results["tv"] = np.asarray(perceptual.total_variation(data["y_pred"])).tolist()
+    metric = perceptual.LPIPS(os.path.join(out, "trunk.weights.h5"), os.path.join(out, "linear.safetensors"))
+    results["lpips"] = np.asarray(jax.jit(metric)(data["x0"], data["x1"])).tolist()
     print(json.dumps(results))
     """
 )
 
 
-def test_losses_give_the_same_values_and_gradients_on_jax(tiny_weights, tmp_path):
+def test_losses_and_lpips_give_the_same_values_and_gradients_on_jax(tiny_weights, tmp_path):
     losses = {
         "PerceptualLoss": perceptual.PerceptualLoss(["relu1_2", "relu3_3"], [1.0, 0.5], weights=tiny_weights["vgg16"],
                                                     width_multiplier=TINY),
@@ -325,7 +328,14 @@ def test_losses_give_the_same_values_and_gradients_on_jax(tiny_weights, tmp_path
     }
     y_true, y_pred = _images(15, 0, 255), _images(16, 0, 255)
     (tmp_path / "configs.json").write_text(json.dumps({k: v.get_config() for k, v in losses.items()}))
-    np.savez(tmp_path / "inputs.npz", y_true=y_true, y_pred=y_pred)
+    # LPIPS too: a random trunk saved as a Keras weights file, random linear weights as safetensors.
+    rng = np.random.default_rng(17)
+    save_file({f"lin{k}.model.1.weight": rng.uniform(0, 0.1, (1, c, 1, 1)).astype("float32")
+               for k, c in enumerate(perceptual.lpips.LPIPS_CHANNELS)}, str(tmp_path / "linear.safetensors"))
+    metric = perceptual.LPIPS(trunk_weights=None, linear_weights=str(tmp_path / "linear.safetensors"))
+    metric.trunk.save_weights(str(tmp_path / "trunk.weights.h5"))
+    x0, x1 = _images(18, -1, 1, (2, 32, 48, 3)), _images(19, -1, 1, (2, 32, 48, 3))
+    np.savez(tmp_path / "inputs.npz", y_true=y_true, y_pred=y_pred, x0=x0, x1=x1)
     result = subprocess.run([sys.executable, "-c", JAX_SCRIPT, str(tmp_path)], capture_output=True, text=True,
                             timeout=300, check=False, env={**os.environ, "KERAS_BACKEND": "jax"})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -335,6 +345,7 @@ def test_losses_give_the_same_values_and_gradients_on_jax(tiny_weights, tmp_path
         assert on_jax[name] == pytest.approx(float(loss(y_true, y_pred)), rel=1e-5)
         assert on_jax[name + "_gradient"]
     np.testing.assert_allclose(on_jax["tv"], keras.ops.convert_to_numpy(perceptual.total_variation(y_pred)), rtol=1e-5)
+    np.testing.assert_allclose(on_jax["lpips"], keras.ops.convert_to_numpy(metric(x0, x1)), atol=1e-6)
 
 
 # --------------------------------------------------------------------------- style transfer
