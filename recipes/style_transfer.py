@@ -15,9 +15,6 @@ path); `--weights=none` uses a random network, which runs but gives no meaningfu
 import os
 
 from absl import app, flags
-from tqdm.auto import tqdm
-
-from vgg_keras import perceptual
 
 _CONTENT = flags.DEFINE_string("content", None, "Content image file.")
 _STYLE = flags.DEFINE_string("style", None, "Style image file.")
@@ -31,13 +28,29 @@ _LR = flags.DEFINE_float("learning_rate", 4.0, "Adam's initial learning rate (pi
 _CONTENT_WEIGHT = flags.DEFINE_float("content_weight", 1.0, "Weight of the content term.")
 _STYLE_WEIGHT = flags.DEFINE_float("style_weight", 1e-4, "Weight of the style term.")
 _TV_WEIGHT = flags.DEFINE_float("tv_weight", 1e-6, "Weight of the squared total variation.")
-_CONTENT_LAYER = flags.DEFINE_string("content_layer", perceptual.CONTENT_LAYER, "Content layer (relu4_2 or block4_conv2).")
-_STYLE_LAYERS = flags.DEFINE_list("style_layers", list(perceptual.STYLE_LAYERS), "Style layers.")
+_CONTENT_LAYER = flags.DEFINE_string("content_layer", "relu4_2", "Content layer (relu4_2 or block4_conv2).")
+_STYLE_LAYERS = flags.DEFINE_list("style_layers", ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"],
+                                  "Style layers.")
 flags.mark_flags_as_required(["content", "style", "output_dir"])
+
+
+def check():
+    """Flag and file checks that need no TensorFlow: bad input fails before it loads."""
+    for flag in (_CONTENT, _STYLE):
+        if not os.path.isfile(flag.value):
+            raise ValueError(f"--{flag.name}={flag.value!r} is not a file; allowed: an image file.")
+    for flag, low in ((_SIZE, 16), (_STEPS, 1), (_SAVE_EVERY, 0)):
+        if flag.value < low:
+            raise ValueError(f"--{flag.name}={flag.value}; allowed: >= {low}.")
 
 
 def main(argv):
     del argv
+    # Imported here, so that TensorFlow loads only after `check` passed.
+    from tqdm.auto import tqdm
+
+    from vgg_keras import perceptual
+
     weights = None if _WEIGHTS.value.lower() == "none" else _WEIGHTS.value
     content = perceptual.load_image(_CONTENT.value, _SIZE.value)
     style = perceptual.load_image(_STYLE.value, _SIZE.value)
@@ -64,5 +77,10 @@ def main(argv):
     print(f"Wrote {path} ({image.shape[1]}x{image.shape[0]}).")
 
 
+def _checked_main(argv):
+    check()
+    main(argv)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    app.run(_checked_main)

@@ -397,3 +397,8 @@ def test_style_transfer_recipe_writes_intermediate_and_final_pngs(tiny_weights, 
     with Image.open(out / "final.png") as final:
         assert final.size == (40, 32) and final.mode == "RGB"
     assert "style transfer" in result.stderr and "Wrote" in result.stdout
+    command[2] = f"--content={tmp_path}/missing.png"
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False,
+                            env={**os.environ, "PYTHONPATH": ROOT})
+    assert result.returncode != 0 and "missing.png' is not a file; allowed: an image file" in result.stderr
+    assert "tensorflow" not in result.stderr.lower()  # failed before TensorFlow was imported
