@@ -30,7 +30,9 @@ _MODEL_NAMES = {name: module for module, names in _MODEL_MODULES.items() for nam
 
 __version__ = "0.1.0.dev0"
 
-_SUBMODULES = ("data", "evaluation", "training", "export", "localization", "features", "convert", "reference")
+_SUBMODULES = (
+    "data", "evaluation", "training", "export", "localization", "features", "convert", "reference", "perceptual",
+)
 # Public names that live in lazily imported sub-packages: name -> module.
 _LAZY_NAMES = {
     "get_source": "vgg_keras.data",
