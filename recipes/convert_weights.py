@@ -11,6 +11,10 @@ weights' preprocessing built in (RGB in [0, 255]); the `.weights.h5` records it.
 the largest output difference against the source model when its framework is installed.
 """
 
+import os
+
+os.environ.setdefault("VGG_KERAS_DEFER_KERAS", "1")  # flags are checked before TensorFlow loads
+
 from absl import flags
 
 from vgg_keras import cli, preflight

@@ -13,6 +13,10 @@ predictions.png to --output_dir. A bad flag, a missing model file or dataset end
 `error:` line (exit code 2) before TensorFlow loads; --debug shows the traceback.
 """
 
+import os
+
+os.environ.setdefault("VGG_KERAS_DEFER_KERAS", "1")  # flags are checked before TensorFlow loads
+
 import functools
 
 import shared_flags

@@ -18,6 +18,8 @@ it); --resize_size defaults to the validation scale of the training run that sav
 
 import os
 
+os.environ.setdefault("VGG_KERAS_DEFER_KERAS", "1")  # flags are checked before TensorFlow loads
+
 import shared_flags
 from absl import app, flags
 

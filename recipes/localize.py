@@ -10,6 +10,8 @@ error: class right and IoU > 0.5) and `localization_boxes.png` (true vs predicte
 
 import os
 
+os.environ.setdefault("VGG_KERAS_DEFER_KERAS", "1")  # flags are checked before TensorFlow loads
+
 from absl import app, flags
 from ml_collections import config_flags
 

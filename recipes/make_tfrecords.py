@@ -7,6 +7,10 @@ Read them back with ``vgg_keras.data.tfrecord_source("/data/records/train-*", nu
 or ``--dataset=tfrecord:/data/records/{split}-*`` in the other recipes.
 """
 
+import os
+
+os.environ.setdefault("VGG_KERAS_DEFER_KERAS", "1")  # flags are checked before TensorFlow loads
+
 from absl import flags
 
 from vgg_keras import cli, preflight

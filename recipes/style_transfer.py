@@ -15,6 +15,8 @@ A bad flag or a missing image ends in one `error:` line (exit code 2) before Ten
 
 import os
 
+os.environ.setdefault("VGG_KERAS_DEFER_KERAS", "1")  # flags are checked before TensorFlow loads
+
 from absl import flags
 
 from vgg_keras import cli

@@ -10,6 +10,10 @@ A bad flag, override or dataset ends in one `error:` line (exit code 2) before T
 loads; --debug shows the traceback, --verbosity=0 the TensorFlow/absl INFO logs.
 """
 
+import os
+
+os.environ.setdefault("VGG_KERAS_DEFER_KERAS", "1")  # flags are checked before TensorFlow loads
+
 from absl import flags
 from ml_collections import config_flags
 

@@ -11,9 +11,12 @@ Prints and writes `<output_dir>/transfer.json`: the test accuracy (class-index l
 mean average precision (multi-hot labels) of the linear classifier.
 """
 
+import os
+
+os.environ.setdefault("VGG_KERAS_DEFER_KERAS", "1")  # flags are checked before TensorFlow loads
+
 import functools
 import json
-import os
 
 from absl import flags
 

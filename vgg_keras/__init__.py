@@ -1,14 +1,15 @@
 """vgg_keras: the VGG family (Simonyan & Zisserman, 2015) for Keras 3 / TensorFlow.
 
-Every public name loads on first use (`vgg_keras.VGG16` imports Keras then), so
-`import vgg_keras` and TensorFlow-free leaves such as `vgg_keras.configs`,
-`vgg_keras.training.config` and `vgg_keras.cli` stay quick: the recipes check their
-flags and configs before TensorFlow is imported. Import `vgg_keras.layers` (or use
-`vgg_keras.evaluation.load_model`) before `keras.saving.load_model` reads a file with
-vgg_keras layers.
+Public names load on first use (`vgg_keras.VGG16` imports `vgg_keras.models` then).
+`import vgg_keras` itself imports Keras once, to register vgg_keras' serialisable layers
+(`LocalResponseNormalization`, `Preprocessing`), so that `keras.saving.load_model` reads a
+file that uses them. The recipes set `VGG_KERAS_DEFER_KERAS=1` before importing vgg_keras:
+then nothing imports Keras or TensorFlow until a model function is used, and the recipes check
+their flags and configs (`vgg_keras.cli`, `vgg_keras.training.config`) before TensorFlow loads.
 """
 
 import importlib
+import os
 
 from vgg_keras.configs import CONFIGS
 
@@ -100,3 +101,9 @@ __all__ = [
     "to_fully_convolutional",
     *_LAZY_NAMES,
 ]
+
+
+# Register the layers with Keras unless a recipe defers it (see the module docstring).
+if not os.environ.get("VGG_KERAS_DEFER_KERAS"):
+    for _module in ("vgg_keras.layers", "vgg_keras.preprocessing"):
+        importlib.import_module(_module)
