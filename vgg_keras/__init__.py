@@ -1,7 +1,7 @@
 """vgg_keras: the VGG family (Simonyan & Zisserman, 2015) for Keras 3 / TensorFlow.
 
 Models, weights and preprocessing are imported eagerly; the heavier sub-packages
-(`data`, `evaluation`, `training`, `export`, `localization`, `features`) and their main
+(`data`, `evaluation`, `training`, `export`, `localization`, `features`, `explain`) and their main
 entry points load on first use, so `import vgg_keras` stays quick.
 """
 
@@ -40,7 +40,8 @@ from vgg_keras.weights import list_weights, preprocessing_mode_for
 
 __version__ = "0.1.0.dev0"
 
-_SUBMODULES = ("data", "evaluation", "training", "export", "localization", "features", "convert", "reference")
+_SUBMODULES = ("data", "evaluation", "training", "export", "localization", "features", "convert", "reference",
+               "explain")
 # Public names that live in lazily imported sub-packages: name -> module.
 _LAZY_NAMES = {
     "get_source": "vgg_keras.data",
