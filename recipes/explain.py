@@ -104,7 +104,9 @@ def _probability(model: keras.Model, image: np.ndarray, label: int) -> float:
     # The output is a distribution only when the last layer applies a soft-max.
     if getattr(model.layers[-1], "activation", None) is not keras.activations.softmax:
         return float("nan")
-    return float(keras.ops.convert_to_numpy(model(image[None], training=False))[0, label])
+    # Called as a one-input model: a saved model's input structure may be a one-element list.
+    single_input = keras.Model(model.inputs[0], model.outputs[0])
+    return float(keras.ops.convert_to_numpy(single_input(image[None], training=False))[0, label])
 
 
 def _explain_images(model: keras.Model, files: list[str], output_dir: str) -> None:

@@ -375,7 +375,7 @@ def gradcam(model: keras.Model, images, class_index=None, *, layer: str | None =
     batch, single, classes = _prepared(model, images, class_index)
     conv = _conv_layer(model, layer)
     activations_tensor = _rectified_output(model, conv)
-    activations = keras.Model(model.inputs, activations_tensor)(ops.convert_to_tensor(batch), training=False)
+    activations = keras.Model(model.inputs[0], activations_tensor)(ops.convert_to_tensor(batch), training=False)
     score_fn = _score_function(model, start=activations_tensor)
     gradient = _gradient(_score_of(score_fn, classes), activations)
     channel_axis = _channel_axis(model)
