@@ -107,6 +107,19 @@ def test_dense_and_conv_heads_give_the_same_maps_at_base_size():
     assert "fc1" in explain.conv_layer_names(conv) and explain.default_layer(conv) == "block5_conv2"
 
 
+def test_gradcam_on_the_layer_feeding_the_scores_is_the_score_without_bias():
+    # fc2 of a conv head without dropout feeds `predictions` directly; at base size its map is
+    # 1x1, alpha_k is the 1x1 kernel's weight w_kc, so the map is ReLU(score_c - bias_c) everywhere.
+    model = vgg_keras.build("A", width_multiplier=1 / 16, fc_units=32, classes=CLASSES, base_size=SIZE,
+                            input_shape=(SIZE, SIZE, 3), dropout=0.0, head="conv", classifier_activation=None)
+    images, classes = _images(), np.array([0, 1, 4])
+    scores = model.predict(images, verbose=0)[np.arange(3), classes]
+    bias = model.get_layer("predictions").get_weights()[1][classes]
+    maps = explain.gradcam(model, images, classes, layer="fc2")
+    np.testing.assert_allclose(maps, np.broadcast_to(np.maximum(scores - bias, 0)[:, None, None], maps.shape),
+                               rtol=1e-4, atol=1e-5)
+
+
 def test_smoothgrad_averages_saliency_of_noisy_copies():
     model = _model()
     images = _images(2)
@@ -131,7 +144,7 @@ def test_bad_layer_names_and_classes_say_what_is_allowed():
     with pytest.raises(ValueError, match=rf"layer='block9_conv1' is not a layer of model 'vgg11_bn'; {allowed}"):
         explain.gradcam(model, images, layer="block9_conv1")
     for not_conv in ("block5_pool", "block5_bn2", "fc1", "predictions"):
-        with pytest.raises(ValueError, match=rf"layer='{not_conv}' is not a conv layer of model .*block5_conv2\.$"):
+        with pytest.raises(ValueError, match=rf"layer='{not_conv}' .*not a conv layer of model .*block5_conv2\.$"):
             explain.gradcam(model, images, layer=not_conv)
     with pytest.raises(ValueError, match=r"class_index=5 out of range; allowed: 0 <= class_index < 5"):
         explain.saliency(model, images, 5)

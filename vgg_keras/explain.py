@@ -132,10 +132,10 @@ def _rectified_output(model: keras.Model, layer: keras.layers.Layer):
     tensor, layers = layer.output, model.layers
     expected = [keras.layers.BatchNormalization, (keras.layers.ReLU, keras.layers.Activation)]
     for following in layers[layers.index(layer) + 1 :]:
-        kinds = next((i for i, kind in enumerate(expected) if isinstance(following, kind)), None)
-        if kinds is None or following.input is not tensor:
+        position = next((i for i, kind in enumerate(expected) if isinstance(following, kind)), None)
+        if position is None or following.input is not tensor:
             break
-        tensor, expected = following.output, expected[kinds + 1 :]
+        tensor, expected = following.output, expected[position + 1 :]
     return tensor
 
 
@@ -145,6 +145,7 @@ def _conv_layer(model: keras.Model, layer: str | None) -> keras.layers.Layer:
     if name not in allowed:
         names = [lay.name for lay in model.layers]
         what = "is not a conv layer" if name in names else "is not a layer"
+        what = "is the class-score layer, not a conv layer" if name == _SCORE_LAYER else what
         raise ValueError(f"layer={layer!r} {what} of model {model.name!r}; allowed conv layers: {', '.join(allowed)}.")
     return model.get_layer(name)
 
@@ -176,7 +177,7 @@ def _pre_activation(layer: keras.layers.Layer, x):
 class _ScoreFunction:
     """`inputs -> class scores [B, classes]` from any tensor of the model (image or conv activations)."""
 
-    head: keras.Model
+    head: Callable
     layer: keras.layers.Layer
     spatial_axes: tuple[int, int]
 
@@ -191,7 +192,14 @@ def _score_function(model: keras.Model, start=None) -> _ScoreFunction:
     layer = _score_layer(model)
     inputs = model.inputs[0] if start is None else start
     axes = (2, 3) if _channel_axis(model) == 1 else (1, 2)
-    return _ScoreFunction(keras.Model(inputs, layer.input), layer, axes)
+    # A layer feeding `predictions` directly (fc2 of a conv head without dropout) has nothing in between.
+    head = _identity if inputs is layer.input else keras.Model(inputs, layer.input)
+    return _ScoreFunction(head, layer, axes)
+
+
+def _identity(inputs, training=False):
+    del training
+    return inputs
 
 
 # --------------------------------------------------------------------------- gradients and classes
@@ -281,10 +289,9 @@ def _prepared(model, images, class_index) -> tuple[np.ndarray, bool, np.ndarray]
     return batch, single, target_classes(model, batch, class_index)
 
 
-def _saliency_maps(model: keras.Model, batch: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    score_fn = _score_function(model)
+def _saliency_maps(score_fn: _ScoreFunction, batch: np.ndarray, classes: np.ndarray, channel_axis: int) -> np.ndarray:
     gradient = _gradient(_score_of(score_fn, classes), ops.convert_to_tensor(batch))
-    return ops.convert_to_numpy(ops.max(ops.abs(gradient), axis=_channel_axis(model)))
+    return ops.convert_to_numpy(ops.max(ops.abs(gradient), axis=channel_axis))
 
 
 # --------------------------------------------------------------------------- the three maps
@@ -308,7 +315,7 @@ def saliency(model: keras.Model, images, class_index=None) -> np.ndarray:
         TypeError: If `model` is not a keras.Model.
     """
     batch, single, classes = _prepared(model, images, class_index)
-    maps = _saliency_maps(model, batch, classes)
+    maps = _saliency_maps(_score_function(model), batch, classes, _channel_axis(model))
     return maps[0] if single else maps
 
 
@@ -338,10 +345,11 @@ def smoothgrad(model: keras.Model, images, class_index=None, *, samples: int = D
     batch, single, classes = _prepared(model, images, class_index)
     rng = np.random.default_rng(seed)
     spread = noise * (batch.max(axis=(1, 2, 3), keepdims=True) - batch.min(axis=(1, 2, 3), keepdims=True))
+    score_fn, channel_axis = _score_function(model), _channel_axis(model)
     total = np.zeros(batch.shape[:1] + _spatial_shape(model, batch.shape), np.float32)
     for _ in range(samples):  # one noisy copy of the whole batch per pass bounds the memory
         noisy = batch + rng.normal(size=batch.shape).astype(np.float32) * spread
-        total += _saliency_maps(model, noisy, classes)
+        total += _saliency_maps(score_fn, noisy, classes, channel_axis)
     maps = total / samples
     return maps[0] if single else maps
 
