@@ -16,22 +16,24 @@ copy of the model and the image-centre baseline.
 import json
 import os
 
-import keras
 import numpy as np
 from absl import app, flags, logging
 
-from vgg_keras import data, explain
-from vgg_keras.data import sources
-from vgg_keras.evaluation import forward
+# Literal copies of vgg_keras.explain's (tests/test_explain.py checks they agree), so that the
+# flags are checked before TensorFlow loads.
+METHODS = ("saliency", "smoothgrad", "gradcam")
+DEFAULT_SAMPLES = 50
+DEFAULT_NOISE = 0.15
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 
 _MODEL = flags.DEFINE_string("model", None, "A .keras/.h5 model file, or a model name (vgg16, vgg11_bn, ...).")
 _WEIGHTS = flags.DEFINE_string("weights", None, "For a model name: a weights tag or file (default: random init).")
 _IMAGES = flags.DEFINE_list("images", [], "Image files and/or folders (all images directly inside).")
-_METHOD = flags.DEFINE_enum("method", "gradcam", explain.METHODS, "The map.")
+_METHOD = flags.DEFINE_enum("method", "gradcam", METHODS, "The map.")
 _LAYER = flags.DEFINE_string("layer", None, "Grad-CAM's conv layer (default: the last conv, e.g. block5_conv3).")
 _CLASS_INDEX = flags.DEFINE_integer("class_index", None, "Class to explain (default: each image's predicted class).")
-_SAMPLES = flags.DEFINE_integer("samples", explain.DEFAULT_SAMPLES, "SmoothGrad: noisy copies per image.")
-_NOISE = flags.DEFINE_float("noise", explain.DEFAULT_NOISE, "SmoothGrad: noise std as a fraction of the range.")
+_SAMPLES = flags.DEFINE_integer("samples", DEFAULT_SAMPLES, "SmoothGrad: noisy copies per image.")
+_NOISE = flags.DEFINE_float("noise", DEFAULT_NOISE, "SmoothGrad: noise std as a fraction of the range.")
 _ALPHA = flags.DEFINE_float("alpha", 0.5, "Weight of the heat map's colours over the image.")
 _COLORMAP = flags.DEFINE_string("colormap", "jet", "A matplotlib colormap.")
 _SIZE = flags.DEFINE_integer("size", None, "For a model taking any size: resize the smallest side to this.")
@@ -44,11 +46,23 @@ _MAX_EXAMPLES = flags.DEFINE_integer("max_examples", None, "Pointing game: score
 flags.mark_flag_as_required("model")
 
 
-def _load_model() -> keras.Model:
+def check() -> None:
+    """Flag and file checks that need no TensorFlow."""
+    if _MODEL.value.endswith((".keras", ".h5")) and _WEIGHTS.value:
+        raise app.UsageError(f"--weights={_WEIGHTS.value!r} is for a model name; {_MODEL.value!r} carries its weights.")
+    if _METHOD.value != "gradcam" and _LAYER.value:
+        raise app.UsageError(f"--layer={_LAYER.value!r} is for --method=gradcam; --method={_METHOD.value!r}.")
+    if not _POINTING_GAME.value:
+        if not _OUTPUT_DIR.value:
+            raise app.UsageError("--output_dir is required to write the pictures.")
+        _image_files(_IMAGES.value)
+
+
+def _load_model():
+    from vgg_keras.evaluation import forward  # pylint: disable=import-outside-toplevel  (TensorFlow)
+
     spec = _MODEL.value
     if spec.endswith((".keras", ".h5")):
-        if _WEIGHTS.value:
-            raise app.UsageError(f"--weights={_WEIGHTS.value!r} is for a model name; {spec!r} carries its weights.")
         return forward.load_model(spec)
     try:
         return forward.load_model(spec, weights=_WEIGHTS.value, include_preprocessing=True)
@@ -61,9 +75,9 @@ def _image_files(entries: list[str]) -> list[str]:
     for entry in entries:
         if os.path.isdir(entry):
             found = sorted(os.path.join(entry, name) for name in os.listdir(entry)
-                           if name.lower().endswith(sources.IMAGE_EXTENSIONS))
+                           if name.lower().endswith(IMAGE_EXTENSIONS))
             if not found:
-                raise app.UsageError(f"--images folder {entry!r} holds no {', '.join(sources.IMAGE_EXTENSIONS)} file.")
+                raise app.UsageError(f"--images folder {entry!r} holds no {', '.join(IMAGE_EXTENSIONS)} file.")
             files.extend(found)
         elif os.path.isfile(entry):
             files.append(entry)
@@ -74,7 +88,7 @@ def _image_files(entries: list[str]) -> list[str]:
     return files
 
 
-def _read_image(path: str, model: keras.Model) -> np.ndarray:
+def _read_image(path: str, model) -> np.ndarray:
     """RGB float32 0..255 at the model's input size (or `--size` on its smallest side)."""
     from PIL import Image  # pylint: disable=import-outside-toplevel
 
@@ -93,14 +107,14 @@ def _read_image(path: str, model: keras.Model) -> np.ndarray:
 def _method_kwargs() -> dict:
     if _METHOD.value == "gradcam":
         return {"layer": _LAYER.value}
-    if _LAYER.value:
-        raise app.UsageError(f"--layer={_LAYER.value!r} is for --method=gradcam; --method={_METHOD.value!r}.")
     if _METHOD.value == "smoothgrad":
         return {"samples": _SAMPLES.value, "noise": _NOISE.value, "seed": 0}
     return {}
 
 
-def _probability(model: keras.Model, image: np.ndarray, label: int) -> float:
+def _probability(model, image: np.ndarray, label: int) -> float:
+    import keras  # pylint: disable=import-outside-toplevel
+
     # The output is a distribution only when the last layer applies a soft-max.
     if getattr(model.layers[-1], "activation", None) is not keras.activations.softmax:
         return float("nan")
@@ -109,7 +123,9 @@ def _probability(model: keras.Model, image: np.ndarray, label: int) -> float:
     return float(keras.ops.convert_to_numpy(single_input(image[None], training=False))[0, label])
 
 
-def _explain_images(model: keras.Model, files: list[str], output_dir: str) -> None:
+def _explain_images(model, files: list[str], output_dir: str) -> None:
+    from vgg_keras import explain  # pylint: disable=import-outside-toplevel
+
     kwargs = _method_kwargs()
     for path in files:
         image = _read_image(path, model)
@@ -123,7 +139,11 @@ def _explain_images(model: keras.Model, files: list[str], output_dir: str) -> No
         print(f"{path}: class {label} (p={_probability(model, image, label):.3f}) -> {written}")
 
 
-def _pointing_game(model: keras.Model, output_dir: str | None) -> None:
+def _pointing_game(model, output_dir: str | None) -> None:
+    import keras  # pylint: disable=import-outside-toplevel
+
+    from vgg_keras import data, explain  # pylint: disable=import-outside-toplevel
+
     source = data.get_source("builtin", "validation", data_dir=_DATA_DIR.value)
     kwargs = {"method": _METHOD.value, "scale": _SCALE.value, "tolerance": _TOLERANCE.value,
               "max_examples": _MAX_EXAMPLES.value, **_method_kwargs()}
@@ -143,14 +163,13 @@ def _pointing_game(model: keras.Model, output_dir: str | None) -> None:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}.")
+    check()
     model = _load_model()
     try:
         if _POINTING_GAME.value:
             _pointing_game(model, _OUTPUT_DIR.value)
-            return
-        if not _OUTPUT_DIR.value:
-            raise app.UsageError("--output_dir is required to write the pictures.")
-        _explain_images(model, _image_files(_IMAGES.value), _OUTPUT_DIR.value)
+        else:
+            _explain_images(model, _image_files(_IMAGES.value), _OUTPUT_DIR.value)
     except ValueError as error:  # bad --layer / --class_index: the library's message says what is allowed
         raise app.UsageError(str(error)) from error
     logging.info("done")

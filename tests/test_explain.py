@@ -1,5 +1,6 @@
 """vgg_keras.explain: saliency, SmoothGrad, Grad-CAM against hand computations, overlays, pointing game."""
 
+import ast
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from PIL import Image
 
 import vgg_keras
 from vgg_keras import explain
+from vgg_keras.data import sources
 from vgg_keras.data import testing as data_testing
 from vgg_keras.data.sources import Source
 
@@ -312,3 +314,14 @@ def test_explain_recipe_writes_one_png_per_image(tmp_path):
     picture = np.asarray(Image.open(output_dir / "img1_gradcam.png"))
     assert picture.shape == (64, 128, 3)  # the input at the model's size | the map over it
     assert result.stdout.count("class 2 (p=") == 3
+
+
+def test_recipe_flag_constants_match_the_library():
+    # The recipe copies them so its flags are checked before TensorFlow loads.
+    with open(os.path.join(ROOT, "recipes", "explain.py"), encoding="utf-8") as file:
+        tree = ast.parse(file.read())
+    constants = [(target.id, node.value) for node in tree.body if isinstance(node, ast.Assign)
+                 for target in node.targets if isinstance(target, ast.Name)]
+    copies = {name: ast.literal_eval(value) for name, value in constants if name.isupper() and name[0] != "_"}
+    assert copies == {"METHODS": explain.METHODS, "DEFAULT_SAMPLES": explain.DEFAULT_SAMPLES,
+                      "DEFAULT_NOISE": explain.DEFAULT_NOISE, "IMAGE_EXTENSIONS": sources.IMAGE_EXTENSIONS}
