@@ -80,6 +80,7 @@ CASES = {
                                        ["--source='vgg16.pth'", "no such file"]),
     "make_tfrecords-missing-folder": ("make_tfrecords", ["--folder=images", "--output_dir=records"],
                                       ["--folder='images'", "no such folder"]),
+    "explain-missing-image": ("explain", ["--model=vgg16", "--images=cat.jpg", "--output_dir=out"], ["cat.jpg"]),
     "style_transfer-missing-image": ("style_transfer", ["--content=photo.jpg", "--style=art.jpg",
                                                         "--output_dir=out"], ["--content='photo.jpg'", "not a file"]),
 }

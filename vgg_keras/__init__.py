@@ -33,6 +33,7 @@ __version__ = "0.1.0.dev0"
 
 _SUBMODULES = (
     "data", "evaluation", "training", "export", "localization", "features", "convert", "reference", "perceptual",
+    "explain",
 )
 # Public names that live in lazily imported sub-packages: name -> module.
 _LAZY_NAMES = {
