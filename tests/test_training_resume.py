@@ -153,3 +153,110 @@ def test_sigkill_during_any_write_then_rerun_finishes_exactly_like_an_uninterrup
     assert open(workdir / "curves.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     leftovers = [p for p in os.listdir(workdir) + os.listdir(workdir / "backup") if p.startswith(".tmp-")]
     assert not leftovers
+
+
+# --------------------------------------------------------------------------- in one process
+
+
+class _Crash(keras.callbacks.Callback):
+    """Raises after optimizer step `step` (a crash without the cost of a child process)."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == self.step:
+            raise RuntimeError(f"crash at step {self.step}")
+
+
+def test_resumed_mid_epoch_run_matches_the_uninterrupted_one_bit_for_bit(tmp_path, capsys):
+    reference = _train(tmp_path / "reference")
+    data = training.synthetic_training_data(num_classes=4, image_size=32, batch_size=16)
+    with pytest.raises(RuntimeError, match="crash at step 9"):  # backups every 2 steps: 8 kept
+        training.train_with_data(resume_config(), str(tmp_path / "resumed"), data, callbacks=[_Crash(9)])
+    capsys.readouterr()
+    config = resume_config()
+    config.training.verbose = 1
+    resumed = _train(tmp_path / "resumed", config)
+    output = capsys.readouterr().out
+    # Every metrics row (the interrupted epoch 2 averages all its steps) and every weight.
+    assert _rows(resumed.paths.csv) == _rows(reference.paths.csv)
+    assert len(_rows(resumed.paths.csv)) == 4
+    for a, b in zip(resumed.model.weights, reference.model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # Honest progress in a log (not a terminal): the run's own epoch numbers, one line each.
+    assert [line for line in output.splitlines() if line.startswith("Epoch")] == ["Epoch 2/3", "Epoch 3/3"]
+    assert "\b" not in output and "\r" not in output
+
+
+def test_validation_does_not_warn_that_it_ran_out_of_data(tmp_path, recwarn):
+    _train(tmp_path / "run", tiny_config(epochs=1, steps_per_epoch=2))
+    assert not [w for w in recwarn if "ran out of data" in str(w.message)]
+
+
+def test_nan_stop_then_a_lower_learning_rate_resumes_with_it(tmp_path):
+    config = tiny_config(epochs=1)
+    config.optimizer.plateau_patience = 10  # no plateau reductions here
+    config.training.backup_every_steps = 100  # backups at epoch ends only: none while diverging
+    _train(tmp_path / "run", config)
+    config.training.epochs, config.optimizer.learning_rate = 3, 1e4  # diverges in epoch 2
+    with pytest.raises(FloatingPointError) as failure:
+        _train(tmp_path / "run", config)
+    message = str(failure.value)
+    assert "Kept: the last good backup (step 6," in message and "the best checkpoint" in message
+    assert "resumes from step 6" in message and "learning_rate (now 10000.0)" in message
+    config.optimizer.learning_rate = 0.05
+    result = _train(tmp_path / "run", config)
+    assert result.steps == 18 and np.isfinite(result.history["loss"]).all()
+    np.testing.assert_allclose(result.history["learning_rate"], [0.1 * 16 / 256] + [0.05 * 16 / 256] * 2, rtol=1e-6)
+    assert json.load(open(result.paths.config))["optimizer"]["learning_rate"] == 0.05
+
+
+def test_nan_stop_before_any_backup_claims_nothing_kept(tmp_path):
+    config = tiny_config(epochs=1)
+    config.optimizer.learning_rate, config.training.backup_every_steps = 1e6, 100
+    with pytest.raises(FloatingPointError, match="Nothing was kept") as failure:
+        _train(tmp_path / "run", config)
+    assert "best" not in str(failure.value) and not (tmp_path / "run" / "best.keras").exists()
+
+
+def test_an_empty_config_json_left_by_an_old_kill_is_rewritten(tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "config.json").write_text("")
+    result = _train(workdir, tiny_config(epochs=1, steps_per_epoch=2))
+    assert json.load(open(result.paths.config))["resolved"]["steps_per_epoch"] == 2
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_repair_csv_drops_a_partial_row_and_rows_to_be_logged_again(tmp_path):
+    path = tmp_path / "metrics.csv"
+    complete = "epoch,loss\n0,1.5\n1,1.25\n"
+    path.write_text(complete + "2,1.")  # killed while appending epoch 3's row
+    callbacks_lib.repair_csv(str(path), epochs=5)
+    assert path.read_text() == complete
+    callbacks_lib.repair_csv(str(path), epochs=1)  # resuming in epoch 2: its row comes again
+    assert path.read_text() == "epoch,loss\n0,1.5\n"
+    inode = os.stat(path).st_ino
+    callbacks_lib.repair_csv(str(path), epochs=1)
+    assert os.stat(path).st_ino == inode, "a sound file is not rewritten"
+    assert training.trainer.callbacks_lib.read_csv_history(str(path)) == {"epoch": [0.0], "loss": [1.5]}
+
+
+def test_write_atomically_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    path = tmp_path / "config.json"
+    callbacks_lib.write_json_atomically(str(path), {"a": 1})
+
+    def broken(temporary):
+        with open(temporary, "w") as handle:
+            handle.write('{"a": ')
+        raise KeyboardInterrupt  # a kill between the two halves
+
+    with pytest.raises(KeyboardInterrupt):
+        callbacks_lib.write_atomically(str(path), broken)
+    assert json.load(open(path)) == {"a": 1} and os.listdir(tmp_path) == ["config.json"]
+    (tmp_path / ".tmp-123-model.keras").write_text("left by SIGKILL")
+    assert callbacks_lib.remove_temporaries(str(tmp_path)) == [str(tmp_path / ".tmp-123-model.keras")]
