@@ -123,7 +123,7 @@ def _rows(path):
 KILL_POINTS = [
     ("replace:config.json", 1),
     ("half-row", 1),  # epoch 1's metrics row half written
-    ("replaced:latest.weights.h5.bkp", 2),  # the previous backup moved aside, the new not in place
+    ("replaced:previous.weights.h5", 2),  # the last backup moved aside, the new one not in place
     ("replace:callback_state.json", 2),  # new backup weights in place, their state not yet
     ("replace:model.keras", 1),  # (best.keras, curves.png: the same `write_atomically`)
 ]

@@ -43,6 +43,8 @@ __all__ = [
 
 _STATE_FILE = "callback_state.json"
 _WEIGHTS_FILE = "latest.weights.h5"
+# The previous backup keeps a Keras-loadable name (`load_weights` needs ".weights.h5").
+_PREVIOUS = {_STATE_FILE: "previous_callback_state.json", _WEIGHTS_FILE: "previous.weights.h5"}
 _TEMPORARY_PREFIX = ".tmp-"
 
 
@@ -181,8 +183,9 @@ class ResumableBackup(keras.callbacks.Callback):
     plateau schedule), so a backup always describes a consistent point: `step` optimizer
     updates done and `epochs_done` epochs fully closed. A backup is a pair of files,
     `latest.weights.h5` and `callback_state.json` (both carry the step), each written
-    atomically; the previous pair is kept as `*.bkp` until the new one is complete, and
-    `restore` takes the newest pair whose steps agree.
+    atomically; the previous pair is kept as `previous.weights.h5` and
+    `previous_callback_state.json` until the new one is complete, and `restore` takes the
+    newest pair whose steps agree.
 
     Args:
         backup_dir: Directory of the backup (used by nothing else).
@@ -210,13 +213,17 @@ class ResumableBackup(keras.callbacks.Callback):
     @staticmethod
     def exists(backup_dir: str) -> bool:
         """Whether `backup_dir` holds a backup (latest or previous) to resume from."""
-        latest = os.path.join(backup_dir, _WEIGHTS_FILE)
-        return os.path.exists(latest) or os.path.exists(f"{latest}.bkp")
+        return any(os.path.exists(os.path.join(backup_dir, name)) for name in (_WEIGHTS_FILE, _PREVIOUS[_WEIGHTS_FILE]))
+
+    @staticmethod
+    def _previous(path: str) -> str:
+        directory, name = os.path.split(path)
+        return os.path.join(directory, _PREVIOUS[name])
 
     def _candidates(self):
         """(weights, state) pairs, newest first; a pair counts only if its steps agree."""
-        states = [read_json(path) for path in (self._state_path, f"{self._state_path}.bkp")]
-        for weights in (self._weights_path, f"{self._weights_path}.bkp"):
+        states = [read_json(path) for path in (self._state_path, self._previous(self._state_path))]
+        for weights in (self._weights_path, self._previous(self._weights_path)):
             if os.path.exists(weights):
                 yield weights, [s for s in states if isinstance(s, dict) and "step" in s]
 
@@ -310,13 +317,13 @@ class ResumableBackup(keras.callbacks.Callback):
         state = self._state()
         staged = os.path.join(self.backup_dir, f"{_TEMPORARY_PREFIX}staged-{_WEIGHTS_FILE}")
         write_atomically(staged, self.model.save_weights)
-        # The previous pair becomes *.bkp by renames (cheap) once the new weights are on disk;
+        # The latest pair becomes the previous one by renames once the new weights are on disk;
         # a kill between any two steps leaves a pair whose steps agree (see `restore`). A
         # weights file without its state (killed before the state was written) is replaced.
         if os.path.exists(self._state_path):
             for path in (self._weights_path, self._state_path):
                 if os.path.exists(path):
-                    os.replace(path, f"{path}.bkp")
+                    os.replace(path, self._previous(path))
         os.replace(staged, self._weights_path)
         write_json_atomically(self._state_path, state)
         self.saved_step = state["step"]

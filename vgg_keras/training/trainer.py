@@ -4,12 +4,17 @@ Workdir layout (the chief worker writes it; other workers keep only their backup
 `workers/<task>_<i>/`):
 
     config.json    the resolved config (+ derived values: lr, replicas, mean RGB, ...)
-    backup/        step-exact backup: model, optimiser, schedule state (`ResumableBackup`)
+    backup/        step-exact backup: model, optimiser, RNG, metric sums, schedule state
     metrics.csv    per-epoch loss / accuracy / top-5 / learning rate (train and validation)
     curves.png     the same as a plot
     tensorboard/   TensorBoard logs
     best.keras     the model with the best validation accuracy so far
     model.keras    the final model
+
+Every file but metrics.csv (appended to, one fsynced row at a time) is written to a
+temporary name and renamed into place (`callbacks.write_atomically`), so a kill at any
+instant leaves a workdir the same command resumes. A resumed run is exact: each epoch reads
+a stream seeded by (seed, epoch), and a resumed epoch skips the batches it had done.
 """
 
 from __future__ import annotations
