@@ -260,3 +260,22 @@ def test_write_atomically_keeps_the_old_file_when_the_writer_fails(tmp_path):
     assert json.load(open(path)) == {"a": 1} and os.listdir(tmp_path) == ["config.json"]
     (tmp_path / ".tmp-123-model.keras").write_text("left by SIGKILL")
     assert callbacks_lib.remove_temporaries(str(tmp_path)) == [str(tmp_path / ".tmp-123-model.keras")]
+
+
+def test_tfds_files_are_shuffled_with_each_streams_seed(tmp_path, monkeypatch):
+    import vgg_keras.data
+
+    config = tiny_config()
+    config.data.name, config.data.data_dir, config.data.shuffle_buffer = "vgg_shapes/tiny", str(tmp_path), 8
+    data = training.training_data(config, 16)
+    calls = []
+    real_get_source = vgg_keras.data.get_source
+
+    def recording_get_source(name, split, **kwargs):
+        calls.append((split, kwargs.get("shuffle_files"), kwargs.get("seed")))
+        return real_get_source(name, split, **kwargs)
+
+    monkeypatch.setattr(vgg_keras.data, "get_source", recording_get_source)
+    labels = {seed: [next(iter(data.train_fn(None, seed)))[1].numpy().tolist() for _ in range(2)] for seed in (3, 4)}
+    assert calls == [("train", True, 3)] * 2 + [("train", True, 4)] * 2  # one file order per epoch seed
+    assert labels[3][0] == labels[3][1] and labels[3][0] != labels[4][0]
