@@ -1,33 +1,146 @@
-"""Callbacks of a training run: step-exact resumable backups, best checkpoint, curves.
+"""Callbacks of a training run: step-exact resumable backups, best checkpoint, metrics, curves.
 
-`ResumableBackup` extends `keras.callbacks.BackupAndRestore` (which saves the model *and*
-the optimiser state: momentum buffers, `iterations`, the learning-rate variable) with what
-it lacks for a run killed mid-epoch: the state of other callbacks (the plateau schedule,
-the best checkpoint's best value), an explicit `restore()` that returns the global step so
-the trainer can finish the interrupted epoch instead of replaying it, and a refusal to
-back up a state whose loss or weights are NaN/Inf (training stops instead), so the last
-good backup survives.
+Everything here that writes a file goes through `write_atomically` (a temporary file in the
+same directory, fsync, rename), so a SIGKILL at any instant leaves either the previous
+complete file or the new one. `metrics.csv` is the exception by design: rows are appended
+(one `write` per row, fsync), never rewritten in place; `repair_csv` drops a partly written
+last row and the rows a resumed run will log again, by writing a new file and renaming it.
+
+`ResumableBackup` saves what a run killed mid-epoch needs to continue exactly as if it had
+not been stopped: the weights and optimiser state (momentum buffers, `iterations`, the
+learning-rate variable), the random-generator state of dropout, the running sums of the
+epoch's metrics, and the state of other callbacks (the plateau schedule, the best
+checkpoint's best value). It refuses to back up a state whose loss or weights are NaN/Inf
+(training stops instead), so the last good backup survives.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
+import logging
 import math
 import os
+from collections.abc import Callable
 
 import keras
+import numpy as np
 
-__all__ = ["BestCheckpoint", "CurvePlot", "NaNGuard", "ResumableBackup", "truncate_csv"]
+__all__ = [
+    "BestCheckpoint",
+    "CurvePlot",
+    "MetricsCSV",
+    "NaNGuard",
+    "ResumableBackup",
+    "read_csv_history",
+    "remove_temporaries",
+    "repair_csv",
+    "write_atomically",
+    "write_json_atomically",
+]
 
 _STATE_FILE = "callback_state.json"
+_WEIGHTS_FILE = "latest.weights.h5"
+# The previous backup keeps a Keras-loadable name (`load_weights` needs ".weights.h5").
+_PREVIOUS = {_STATE_FILE: "previous_callback_state.json", _WEIGHTS_FILE: "previous.weights.h5"}
+_TEMPORARY_PREFIX = ".tmp-"
 
 
-def _write_json_atomically(path: str, payload: dict) -> None:
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle)
-    os.replace(temporary, path)
+# --------------------------------------------------------------------------- atomic writes
+
+
+def _fsync_path(path: str) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def write_atomically(path: str, write: Callable[[str], None], fsync: bool = True) -> str:
+    """Calls `write(temporary)` and renames the temporary file to `path`.
+
+    The one place where training writes its files. The temporary file sits in the same
+    directory (a rename is atomic only within a file system) and keeps `path`'s ending, so
+    writers that check it (Keras' `.keras`, `.weights.h5`) accept it. A kill before the
+    rename leaves the previous `path` untouched and a `.tmp-*` file that
+    `remove_temporaries` deletes on the next start.
+
+    Args:
+        path: The file to write.
+        write: Writes the complete file to the path it is given.
+        fsync: Flush the file (and the directory entry) to disk before/after the rename,
+            so a power loss cannot leave an empty `path` either.
+
+    Returns:
+        `path`.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    temporary = os.path.join(directory, f"{_TEMPORARY_PREFIX}{os.getpid()}-{name}")
+    try:
+        write(temporary)
+        if fsync:
+            _fsync_path(temporary)
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+    if fsync:
+        _fsync_path(directory)
+    return path
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+
+
+def write_json_atomically(path: str, payload, **dump_kwargs) -> str:
+    """`json.dump(payload)` into `path` through `write_atomically`.
+
+    Args:
+        path: The JSON file.
+        payload: Anything `json.dumps` accepts.
+        **dump_kwargs: Passed to `json.dumps` (e.g. `indent=2, sort_keys=True`).
+
+    Returns:
+        `path`.
+    """
+    text = json.dumps(payload, **dump_kwargs)
+    return write_atomically(path, lambda temporary: _write_text(temporary, text))
+
+
+def remove_temporaries(directory: str) -> list[str]:
+    """Deletes the `.tmp-*` files a killed `write_atomically` left in `directory`.
+
+    Args:
+        directory: A directory (nothing happens if it does not exist).
+
+    Returns:
+        The paths removed.
+    """
+    if not os.path.isdir(directory):
+        return []
+    removed = []
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if name.startswith(_TEMPORARY_PREFIX) and os.path.isfile(path):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+                removed.append(path)
+    return removed
+
+
+def read_json(path: str):
+    """The JSON in `path`, or None when it is missing, empty or not valid JSON."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
 
 
 def _finite_loss(logs) -> bool:
@@ -35,27 +148,64 @@ def _finite_loss(logs) -> bool:
     return loss is None or math.isfinite(float(loss))
 
 
-class ResumableBackup(keras.callbacks.BackupAndRestore):
+# --------------------------------------------------------------------------- backups
+
+
+def _rng_variables(model: keras.Model) -> list:
+    """Variables the weights file lacks but an exact resume needs: dropout's RNG states."""
+    saved = {id(v) for v in model.weights}
+    metric = {id(v) for metric in model.metrics for v in metric.variables}
+    return [v for v in model.variables if id(v) not in saved and id(v) not in metric]
+
+
+def _metric_variables(model: keras.Model) -> list:
+    """The running sums of the epoch's loss and metrics (built by `fit`)."""
+    return [v for metric in model.metrics for v in metric.variables]
+
+
+def _variable_values(variables) -> dict:
+    return {v.path: np.asarray(keras.ops.convert_to_numpy(v)).tolist() for v in variables}
+
+
+def _assign_in_order(variables, values: list, what: str) -> None:
+    """Assigns saved values by position (the layers' order; their names vary per process)."""
+    if len(values) != len(variables) or any(np.shape(x) != tuple(v.shape) for v, x in zip(variables, values)):
+        logging.warning("The backup's %s do not fit this model; not restored.", what)
+        return
+    for v, x in zip(variables, values):
+        v.assign(np.asarray(x, dtype=v.dtype))
+
+
+class ResumableBackup(keras.callbacks.Callback):
     """Backs up model, optimiser and callback state every `save_freq` steps and at epoch ends.
 
     Backups at an epoch's last step are taken after the epoch-end callbacks ran (validation,
     plateau schedule), so a backup always describes a consistent point: `step` optimizer
-    updates done and `epochs_done` epochs fully closed.
+    updates done and `epochs_done` epochs fully closed. A backup is a pair of files,
+    `latest.weights.h5` and `callback_state.json` (both carry the step), each written
+    atomically; the previous pair is kept as `previous.weights.h5` and
+    `previous_callback_state.json` until the new one is complete, and `restore` takes the
+    newest pair whose steps agree.
 
     Args:
         backup_dir: Directory of the backup (used by nothing else).
-        save_freq: Back up every this many training steps.
+        save_freq: Back up whenever the global step reaches a multiple of this.
         steps_per_epoch: Steps of one epoch (to recognise epoch boundaries).
         stateful: Name -> object with `get_state()` / `set_state(dict)` saved with the backup.
     """
 
     def __init__(self, backup_dir: str, save_freq: int, steps_per_epoch: int, stateful: dict | None = None):
-        super().__init__(backup_dir, save_freq=save_freq, double_checkpoint=True, delete_checkpoint=False)
-        self.steps_per_epoch = steps_per_epoch
+        super().__init__()
+        if isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1:
+            raise ValueError(f"save_freq={save_freq!r}; allowed: a positive integer.")
+        self.backup_dir, self.save_freq, self.steps_per_epoch = backup_dir, save_freq, steps_per_epoch
         self.stateful = dict(stateful or {})
         self.epochs_done = 0
         self.failure = None
+        self.saved_step = 0  # the step of the newest backup on disk (0: none)
+        self._weights_path = os.path.join(backup_dir, _WEIGHTS_FILE)
         self._state_path = os.path.join(backup_dir, _STATE_FILE)
+        self._metric_sums = None  # saved when resuming mid-epoch, added after its first step
 
     def _step(self) -> int:
         return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
@@ -63,92 +213,168 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     @staticmethod
     def exists(backup_dir: str) -> bool:
         """Whether `backup_dir` holds a backup (latest or previous) to resume from."""
-        latest = os.path.join(backup_dir, "latest.weights.h5")
-        return os.path.exists(latest) or os.path.exists(f"{latest}.bkp")
+        return any(os.path.exists(os.path.join(backup_dir, name)) for name in (_WEIGHTS_FILE, _PREVIOUS[_WEIGHTS_FILE]))
+
+    @staticmethod
+    def _previous(path: str) -> str:
+        directory, name = os.path.split(path)
+        return os.path.join(directory, _PREVIOUS[name])
+
+    def _candidates(self):
+        """(weights, state) pairs, newest first; a pair counts only if its steps agree."""
+        states = [read_json(path) for path in (self._state_path, self._previous(self._state_path))]
+        for weights in (self._weights_path, self._previous(self._weights_path)):
+            if os.path.exists(weights):
+                yield weights, [s for s in states if isinstance(s, dict) and "step" in s]
+
+    def _load(self, model: keras.Model, weights: str) -> bool:
+        try:
+            model.load_weights(weights)
+        except Exception as error:  # noqa: BLE001  (h5py raises OSError, KeyError, ValueError...)
+            logging.warning("Backup %s is unreadable (%s: %s); trying the previous one.",
+                            weights, type(error).__name__, error)
+            return False
+        return True
 
     def restore(self, model: keras.Model) -> int:
-        """Loads the latest (or, if it is damaged, the previous) backup into `model`.
+        """Loads the newest consistent backup into `model`.
 
         Args:
-            model: The compiled model (its optimizer is built here if needed).
+            model: The compiled model with a built optimizer.
 
         Returns:
             The global step restored (0 when there is no backup).
         """
         self.set_model(model)
-        if not self.exists(self.backup_dir):
-            return 0
-        super().on_train_begin()  # loads weights + optimizer, falls back to the .bkp copy
-        model._initial_epoch = None  # the trainer derives the epoch from the step instead
-        step = self._step()
-        for path in (self._state_path, f"{self._state_path}.bkp"):
-            if os.path.exists(path):
-                with open(path, encoding="utf-8") as handle:
-                    state = json.load(handle)
+        fallback = None
+        for weights, states in self._candidates():
+            if not self._load(model, weights):
+                continue
+            step = self._step()
+            for state in states:
                 if state["step"] == step:
-                    self.epochs_done = state["epochs_done"]
-                    for name, obj in self.stateful.items():
-                        obj.set_state(state["callbacks"][name])
+                    self._apply_state(state)
                     return step
-        # Callback state lost: derive what can be derived; the schedule restarts its counters.
-        self.epochs_done = step // self.steps_per_epoch
-        return step
+            fallback = fallback or weights
+        if fallback is None:
+            return 0
+        # The callback state is lost: derive what can be derived; the schedule restarts its
+        # counters and the interrupted epoch's metrics average only its remaining steps.
+        self._load(model, fallback)
+        self.saved_step = self._step()
+        self.epochs_done = self.saved_step // self.steps_per_epoch
+        logging.warning("Backup state of step %d not found: resuming without the schedule's state.",
+                        self.saved_step)
+        return self.saved_step
 
-    def on_train_begin(self, logs=None):
-        if not self.model.built:
-            raise ValueError("ResumableBackup needs a built model; call restore() before fit.")
+    def _apply_state(self, state: dict) -> None:
+        self.saved_step = state["step"]
+        self.epochs_done = state["epochs_done"]
+        for name, obj in self.stateful.items():
+            obj.set_state(state["callbacks"][name])
+        if "rng" in state:
+            _assign_in_order(_rng_variables(self.model), state["rng"], "random-generator states")
+        if self.saved_step % self.steps_per_epoch:
+            self._metric_sums = state.get("metrics")
+
+    def _add_metric_sums(self) -> None:
+        """Adds the saved sums of the resumed epoch's earlier steps to the running metrics.
+
+        `fit` resets the metrics when an epoch begins and builds the compiled ones only in
+        the first step, so the sums are added after it: the trainer's metrics are all means
+        (a total and a count), and float addition being commutative, the epoch's row then
+        averages over all its steps exactly as in an uninterrupted run.
+        """
+        values, self._metric_sums = self._metric_sums, None
+        variables = _metric_variables(self.model)
+        if any(v.path not in values for v in variables):
+            logging.warning("The backup's metric sums do not fit this model; the resumed epoch's "
+                            "metrics average only its remaining steps.")
+            return
+        for v in variables:
+            v.assign_add(np.asarray(values[v.path], dtype=v.dtype))
 
     def _weights_finite(self) -> bool:
         return all(bool(keras.ops.all(keras.ops.isfinite(w))) for w in self.model.trainable_weights)
 
-    def _save_model(self):
+    def _state(self) -> dict:
+        return {
+            "step": self._step(),
+            "epochs_done": self.epochs_done,
+            "callbacks": {name: obj.get_state() for name, obj in self.stateful.items()},
+            "rng": [np.asarray(keras.ops.convert_to_numpy(v)).tolist() for v in _rng_variables(self.model)],
+            "metrics": _variable_values(_metric_variables(self.model)),
+        }
+
+    def save(self) -> None:
+        """Writes a backup of the current state (skipped, and training stopped, if not finite)."""
         # A NaN/Inf can reach the weights while the reported loss is still finite (it shows
         # one step later); checking costs about as much as reading them for the backup.
         if not self._weights_finite():
             self.failure = {"step": self._step()}
             self.model.stop_training = True
             return
-        os.makedirs(self.backup_dir, exist_ok=True)
+        state = self._state()
+        staged = os.path.join(self.backup_dir, f"{_TEMPORARY_PREFIX}staged-{_WEIGHTS_FILE}")
+        write_atomically(staged, self.model.save_weights)
+        # The latest pair becomes the previous one by renames once the new weights are on disk;
+        # a kill between any two steps leaves a pair whose steps agree (see `restore`). A
+        # weights file without its state (killed before the state was written) is replaced.
         if os.path.exists(self._state_path):
-            os.replace(self._state_path, f"{self._state_path}.bkp")
-        state = {
-            "step": self._step(),
-            "epochs_done": self.epochs_done,
-            "callbacks": {name: obj.get_state() for name, obj in self.stateful.items()},
-        }
-        _write_json_atomically(self._state_path, state)
-        super()._save_model()
+            for path in (self._weights_path, self._state_path):
+                if os.path.exists(path):
+                    os.replace(path, self._previous(path))
+        os.replace(staged, self._weights_path)
+        write_json_atomically(self._state_path, state)
+        self.saved_step = state["step"]
 
     def on_train_batch_end(self, batch, logs=None):
+        if self._metric_sums is not None:
+            self._add_metric_sums()
         if not _finite_loss(logs):
             return
+        step = self._step()
         # An epoch's last step is backed up by on_epoch_end, after validation and the schedule.
-        if self._should_save_on_batch(batch) and self._step() % self.steps_per_epoch:
-            self._save_model()
+        if step % self.save_freq == 0 and step % self.steps_per_epoch:
+            self.save()
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs_done = epoch + 1
         if _finite_loss(logs):
-            self._save_model()
-
-    def on_train_end(self, logs=None):
-        pass  # keep the backup: rerunning a finished command then does nothing
+            self.save()
 
 
-class BestCheckpoint(keras.callbacks.ModelCheckpoint):
-    """`ModelCheckpoint(save_best_only=True)` whose best value survives a resume."""
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves the model (atomically) whenever `monitor` improves; the best value survives a resume.
 
-    def __init__(self, filepath: str, monitor: str = "val_accuracy", verbose: int = 0):
-        mode = "max" if "acc" in monitor else "min"
-        super().__init__(filepath, monitor=monitor, save_best_only=True, mode=mode, verbose=verbose)
+    Args:
+        filepath: The `.keras` file.
+        monitor: A metric of the epoch logs, e.g. "val_accuracy" (higher is better) or "val_loss".
+    """
+
+    def __init__(self, filepath: str, monitor: str = "val_accuracy"):
+        super().__init__()
+        self.filepath, self.monitor = filepath, monitor
+        self.mode = "max" if "acc" in monitor else "min"
+        self.best = None
+
+    def _improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
 
     def on_epoch_end(self, epoch, logs=None):
-        if all(math.isfinite(float(v)) for k, v in (logs or {}).items() if k.endswith("loss")):
-            super().on_epoch_end(epoch, logs)  # never a model with NaN/Inf losses as "best"
+        logs = logs or {}
+        if not all(math.isfinite(float(v)) for k, v in logs.items() if k.endswith("loss")):
+            return  # never a model with NaN/Inf losses as "best"
+        value = logs.get(self.monitor)
+        if value is not None and math.isfinite(float(value)) and self._improved(float(value)):
+            self.best = float(value)
+            write_atomically(self.filepath, self.model.save)
 
     def get_state(self) -> dict:
         """The best monitored value so far."""
-        return {"best": None if self.best is None else float(self.best)}
+        return {"best": self.best}
 
     def set_state(self, state: dict) -> None:
         """Restores what `get_state` returned."""
@@ -172,8 +398,48 @@ class NaNGuard(keras.callbacks.TerminateOnNaN):
         super().on_batch_end(batch, logs)
 
 
-def truncate_csv(path: str, epochs: int) -> None:
-    """Drops rows of epochs >= `epochs` from a CSVLogger file (they will be logged again).
+class MetricsCSV(keras.callbacks.Callback):
+    """Appends one row per epoch to a CSV file (epoch, then the logs' keys in sorted order).
+
+    Each row is written with a single `write` and fsynced, so a kill leaves at most one
+    partial last line, which `repair_csv` removes on the next start. Columns come from the
+    file's header when it exists (a resumed run), else from the first epoch's logs. Floats
+    are written with `repr`, which reads back to the same float.
+
+    Args:
+        path: The CSV file.
+    """
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def _columns(self, logs: dict) -> tuple[list[str], bool]:
+        if os.path.exists(self.path) and os.path.getsize(self.path):
+            with open(self.path, newline="", encoding="utf-8") as handle:
+                return next(csv.reader(handle)), False
+        return ["epoch"] + sorted(logs), True
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = {key: float(value) for key, value in (logs or {}).items()}
+        columns, new_file = self._columns(values)
+        values["epoch"] = epoch
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        if new_file:
+            writer.writerow(columns)
+        writer.writerow([repr(values[c]) if c in values else "" for c in columns])
+        with open(self.path, "a", encoding="utf-8", newline="") as handle:
+            handle.write(buffer.getvalue())
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def repair_csv(path: str, epochs: int) -> None:
+    """Keeps the header and the complete rows of epochs < `epochs` of a `MetricsCSV` file.
+
+    A partly written last row (a kill while appending) and rows a resumed run will log again
+    are dropped by writing a new file and renaming it; the file is untouched otherwise.
 
     Args:
         path: The CSV file (nothing happens if it does not exist).
@@ -182,12 +448,27 @@ def truncate_csv(path: str, epochs: int) -> None:
     if not os.path.exists(path):
         return
     with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
+        text = handle.read()
+    lines = text.split("\n")
+    complete = lines[:-1]  # the text after the last newline is a partial row (or empty)
+    rows = list(csv.reader(complete))
+    header = rows[0] if rows else []
+    if not header or header[0] != "epoch":
+        kept = []
+    else:
+        kept = [header] + [row for row in rows[1:] if len(row) == len(header) and _epoch(row) < epochs]
+    if len(kept) == len(rows) and not lines[-1]:
         return
-    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) < epochs]
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows(kept)
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(kept)
+    write_atomically(path, lambda temporary: _write_text(temporary, buffer.getvalue()))
+
+
+def _epoch(row: list[str]) -> float:
+    try:
+        return float(row[0])
+    except ValueError:
+        return math.inf
 
 
 def read_csv_history(path: str) -> dict[str, list[float]]:
@@ -229,7 +510,7 @@ def plot_history(history: dict[str, list[float]], path: str) -> str:
         axis.legend(loc="best") if axis.lines else None
     axes[2].set_yscale("log") if axes[2].lines else None
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
+    write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=90, format="png"), fsync=False)
     pyplot.close(figure)
     return path
 

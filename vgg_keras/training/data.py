@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+import math
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -25,6 +26,7 @@ class TrainingData:
         mean_rgb: Mean RGB pixel subtracted inside the model (None: estimate it).
         eval_source: The validation `Source` (for evaluation after training).
         train_source: The training `Source`.
+        num_eval_batches: Batches of one pass of `eval_fn(None)` (None if unknown).
     """
 
     train_fn: Callable
@@ -35,18 +37,26 @@ class TrainingData:
     mean_rgb: tuple | None = None
     eval_source: object = None
     train_source: object = None
+    num_eval_batches: int | None = None
 
 
 def _source_kwargs(config) -> dict:
     return {"data_dir": config.data.data_dir, "manual_dir": config.data.manual_dir}
 
 
-def _get_source(config, split: str, input_context=None):
+def _reads_files_in_order(name: str) -> bool:
+    """Whether a source of this name takes a file-shuffle seed (TFDS names and the built-in set)."""
+    return not name.startswith(("folder:", "tfrecord:"))
+
+
+def _get_source(config, split: str, input_context=None, file_seed: int | None = None):
     from vgg_keras import data as data_lib  # pylint: disable=import-outside-toplevel
 
     kwargs = _source_kwargs(config)
     if input_context is not None:
         kwargs["input_context"] = input_context
+    if file_seed is not None:
+        kwargs.update(shuffle_files=True, seed=file_seed)
     try:
         return data_lib.get_source(config.data.name, split, **kwargs)
     except Exception as error:  # TFDS raises AssertionError, folders OSError, ...: one clear message
@@ -130,7 +140,12 @@ def training_data(config, global_batch_size: int) -> TrainingData:
     scale = d.scale_min if d.scale_min == d.scale_max else (d.scale_min, d.scale_max)
 
     def train_fn(input_context, seed):
-        source = train_source if input_context is None else _get_source(config, d.train_split, input_context)
+        # TFDS files are read in an order shuffled with the stream's seed: the trainer gives
+        # each epoch its own seed, so the file order changes per epoch and a resume replays it.
+        file_seed = seed if _reads_files_in_order(d.name) else None
+        source = train_source
+        if input_context is not None or file_seed is not None:
+            source = _get_source(config, d.train_split, input_context, file_seed)
         return data_lib.train_dataset(
             source, batch_size=global_batch_size, crop_size=d.crop_size, scale=scale, flip=d.flip,
             color_shift_std=d.color_shift_std, shuffle_buffer=d.shuffle_buffer, seed=seed,
@@ -142,7 +157,12 @@ def training_data(config, global_batch_size: int) -> TrainingData:
                                      crop_size=d.crop_size, input_context=input_context)
 
     return TrainingData(train_fn, eval_fn, train_source.num_classes, tuple(train_source.class_names),
-                        train_source.num_examples, tuple(d.mean_rgb) or None, eval_source, train_source)
+                        train_source.num_examples, tuple(d.mean_rgb) or None, eval_source, train_source,
+                        _num_batches(eval_source.num_examples, global_batch_size))
+
+
+def _num_batches(num_examples: int | None, batch_size: int) -> int | None:
+    return None if num_examples is None else max(1, math.ceil(num_examples / batch_size))
 
 
 def _synthetic_arrays(num_classes: int, image_size: int, num_examples: int, seed: int):
@@ -194,4 +214,5 @@ def synthetic_training_data(num_classes: int = 4, image_size: int = 32, num_trai
         return dataset.batch(batch).prefetch(2)
 
     names = tuple(f"class_{i}" for i in range(num_classes))
-    return TrainingData(train_fn, eval_fn, num_classes, names, num_train, (127.5, 127.5, 127.5))
+    return TrainingData(train_fn, eval_fn, num_classes, names, num_train, (127.5, 127.5, 127.5),
+                        num_eval_batches=_num_batches(num_eval, batch_size))

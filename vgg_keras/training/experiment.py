@@ -7,9 +7,13 @@ split and `vgg_keras.export.export_saved_model`, and a summary of where everythi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import glob
 import importlib
 import os
+import shutil
+import tempfile
 import time
 
 import ml_collections
@@ -53,16 +57,40 @@ class ExperimentResult:
         return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def _staged_directory(path: str):
+    """Yields a temporary sibling of `path` to fill; on success it replaces `path`.
+
+    A kill while the reports are written leaves the previous `path` (or none) and a
+    `.tmp-*` folder; the old folder is moved aside only for the two renames.
+    """
+    parent, name = os.path.split(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    for stale in glob.glob(os.path.join(parent, f".tmp-*-{name}")):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = tempfile.mkdtemp(prefix=".tmp-", suffix=f"-{name}", dir=parent)
+    try:
+        yield staging
+        old = f"{staging}.old"
+        if os.path.exists(path):
+            os.replace(path, old)
+        os.replace(staging, path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _evaluate(result: trainer.TrainResult, config: ml_collections.ConfigDict):
     from vgg_keras import evaluation  # pylint: disable=import-outside-toplevel
 
     d, a = config.data, config.after
     train_scale = d.scale_min if d.scale_min == d.scale_max else (d.scale_min, d.scale_max)
-    return evaluation.evaluate(
-        result.model, result.data.eval_source, methods=tuple(a.eval_methods), scales=tuple(a.eval_scales),
-        crop_size=d.crop_size, batch_size=a.eval_batch_size, output_dir=os.path.join(result.paths.workdir, "eval"),
-        model_names=[config.experiment], train_scale=train_scale, progress=config.training.verbose == 1,
-    )
+    with _staged_directory(os.path.join(result.paths.workdir, "eval")) as output_dir:
+        return evaluation.evaluate(
+            result.model, result.data.eval_source, methods=tuple(a.eval_methods), scales=tuple(a.eval_scales),
+            crop_size=d.crop_size, batch_size=a.eval_batch_size, output_dir=output_dir,
+            model_names=[config.experiment], train_scale=train_scale, progress=config.training.verbose == 1,
+        )
 
 
 def _export(result: trainer.TrainResult, config: ml_collections.ConfigDict) -> str:

@@ -20,6 +20,7 @@ from vgg_keras.training.config import WEIGHT_DECAY_MODES
 __all__ = [
     "PlateauSchedule",
     "apply_weight_decay",
+    "learning_rate_variable",
     "make_optimizer",
     "scaled_learning_rate",
 ]
@@ -111,6 +112,11 @@ def make_optimizer(learning_rate: float, momentum: float = 0.9, weight_decay: fl
     return keras.optimizers.LossScaleOptimizer(optimizer) if loss_scale else optimizer
 
 
+def learning_rate_variable(optimizer: keras.optimizers.Optimizer):
+    """The variable holding `optimizer`'s current learning rate (inside a `LossScaleOptimizer` too)."""
+    return getattr(optimizer, "inner_optimizer", optimizer).learning_rate
+
+
 class PlateauSchedule(keras.callbacks.Callback):
     """Divides the learning rate when a validation metric stops improving, a bounded number of times.
 
@@ -156,10 +162,6 @@ class PlateauSchedule(keras.callbacks.Callback):
             return value > self.best + self.min_delta
         return value < self.best - self.min_delta
 
-    def _optimizer(self):
-        optimizer = self.model.optimizer
-        return getattr(optimizer, "inner_optimizer", optimizer)
-
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         value = logs.get(self.monitor)
@@ -173,8 +175,8 @@ class PlateauSchedule(keras.callbacks.Callback):
         else:
             self.wait += 1
             if self.wait > self.patience - 1 and self.reductions < self.max_reductions:
-                learning_rate = self._optimizer().learning_rate
+                learning_rate = learning_rate_variable(self.model.optimizer)
                 learning_rate.assign(learning_rate * self.factor)
                 self.reductions += 1
                 self.wait = 0
-        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self._optimizer().learning_rate))
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(learning_rate_variable(self.model.optimizer)))

@@ -4,12 +4,17 @@ Workdir layout (the chief worker writes it; other workers keep only their backup
 `workers/<task>_<i>/`):
 
     config.json    the resolved config (+ derived values: lr, replicas, mean RGB, ...)
-    backup/        step-exact backup: model, optimiser, schedule state (`ResumableBackup`)
+    backup/        step-exact backup: model, optimiser, RNG, metric sums, schedule state
     metrics.csv    per-epoch loss / accuracy / top-5 / learning rate (train and validation)
     curves.png     the same as a plot
     tensorboard/   TensorBoard logs
     best.keras     the model with the best validation accuracy so far
     model.keras    the final model
+
+Every file but metrics.csv (appended to, one fsynced row at a time) is written to a
+temporary name and renamed into place (`callbacks.write_atomically`), so a kill at any
+instant leaves a workdir the same command resumes. A resumed run is exact: each epoch reads
+a stream seeded by (seed, epoch), and a resumed epoch skips the batches it had done.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import dataclasses
 import importlib.util
 import json
 import logging
+import math
 import os
+import sys
 
 import keras
 import ml_collections
@@ -194,45 +201,53 @@ def _config_dict(config: ml_collections.ConfigDict) -> dict:
     return json.loads(config.to_json_best_effort())
 
 
-def _check_same_run(path: str, config: ml_collections.ConfigDict, steps_per_epoch: int) -> None:
-    """A workdir belongs to one experiment: refuse to resume it with another model or data."""
+def _previous_config(path: str) -> dict | None:
+    """The config.json of an earlier start, or None (missing, or unreadable: then rewritten)."""
     if not os.path.exists(path):
+        return None
+    previous = callbacks_lib.read_json(path)
+    if not isinstance(previous, dict):
+        logging.warning("%s is empty or not valid JSON (left by a kill during an older version's "
+                        "write); it is rewritten from this run's config.", path)
+        return None
+    return previous
+
+
+def _check_same_run(previous: dict | None, workdir: str, config: ml_collections.ConfigDict,
+                    steps_per_epoch: int) -> None:
+    """A workdir belongs to one experiment: refuse to resume it with another model or data."""
+    if previous is None:
         return
-    with open(path, encoding="utf-8") as handle:
-        previous = json.load(handle)
     current = _config_dict(config)
     changed = [
-        f"{section}.{key}: {previous[section].get(key)!r} -> {value!r}"
+        f"{section}.{key}: {previous.get(section, {}).get(key)!r} -> {value!r}"
         for section in ("model", "data")
         for key, value in current[section].items()
         if previous.get(section, {}).get(key) != value and key not in ("mean_rgb", "max_eval_examples")
     ]
-    if previous["training"]["batch_size"] != config.training.batch_size:
-        changed.append(f"training.batch_size: {previous['training']['batch_size']} -> {config.training.batch_size}")
+    previous_batch = previous.get("training", {}).get("batch_size", config.training.batch_size)
+    if previous_batch != config.training.batch_size:
+        changed.append(f"training.batch_size: {previous_batch} -> {config.training.batch_size}")
     previous_steps = previous.get("resolved", {}).get("steps_per_epoch", steps_per_epoch)
     if previous_steps != steps_per_epoch:  # the resume position is derived from it
         changed.append(f"steps per epoch: {previous_steps} -> {steps_per_epoch}")
     if changed:
         raise ValueError(
-            f"The workdir {os.path.dirname(path)!r} holds a run with a different config ({'; '.join(changed)}); "
+            f"The workdir {workdir!r} holds a run with a different config ({'; '.join(changed)}); "
             "use a new --workdir or restore those values."
         )
 
 
 def _previous_mean_rgb(path: str):
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as handle:
-        mean = json.load(handle).get("resolved", {}).get("mean_rgb")
+    previous = callbacks_lib.read_json(path)
+    mean = previous.get("resolved", {}).get("mean_rgb") if isinstance(previous, dict) else None
     return tuple(mean) if mean else None
 
 
 def _write_config(path: str, config: ml_collections.ConfigDict, resolved: dict) -> None:
     payload = _config_dict(config)
     payload["resolved"] = resolved
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
+    callbacks_lib.write_json_atomically(path, payload, indent=2, sort_keys=True)
 
 
 def _tensorboard(log_dir: str) -> list:
@@ -256,7 +271,7 @@ def _callbacks(config, paths: RunPaths, chief: bool, steps_per_epoch: int):
         stateful["best"] = best
         chain += [
             best,
-            keras.callbacks.CSVLogger(paths.csv, append=True),
+            callbacks_lib.MetricsCSV(paths.csv),
             callbacks_lib.CurvePlot(paths.csv, paths.plot),
         ] + _tensorboard(paths.tensorboard)
     backup = callbacks_lib.ResumableBackup(paths.backup, config.training.backup_every_steps, steps_per_epoch, stateful)
@@ -312,27 +327,78 @@ def _multi_worker_fit(model, strategy):
         model.__class__ = own_class
 
 
-def _fit(model, strategy, data, config, chain, start_step: int, steps_per_epoch: int):
-    """Runs the remaining epochs; an epoch interrupted mid-way is first finished on its own."""
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """The data seed of one epoch: the input order is a pure function of (seed, epoch, step)."""
+    return (seed * 1_000_003 + epoch) % 2**31
+
+
+def _epoch_stream(train_fn, seed: int, skip: int):
+    """`train_fn` of one epoch: its seed's stream without its first `skip` (already done) batches."""
+    return lambda input_context: train_fn(input_context, seed).skip(skip)
+
+
+class _StopAfterEpoch(keras.callbacks.Callback):
+    """Ends `fit` after one epoch (each epoch reads its own stream; see `_fit`)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = True
+
+
+def _distributed(strategy) -> bool:
+    return strategy.num_replicas_in_sync > 1 or isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def _validation_steps(strategy, data) -> int | None:
+    """Batches of one validation pass when known, so Keras does not warn that it "ran out of data"."""
+    if _distributed(strategy):
+        return None  # per-replica shards: the strategy's business
+    return data.num_eval_batches
+
+
+def _verbosity(verbose: int) -> int:
+    # Keras' progress bar redraws itself with \b and \r: in a log file, one line per epoch.
+    return 2 if verbose == 1 and not sys.stdout.isatty() else verbose
+
+
+def _fit(model, strategy, data, config, chain, start_step: int, steps_per_epoch: int, failed) -> None:
+    """Runs the remaining epochs, one `fit` per epoch, each on the stream of its own seed.
+
+    Epoch e reads `train_fn(ctx, _epoch_seed(seed, e))` (TFDS files shuffled with that seed
+    too), so where a run stands in its input is a pure function of (seed, epoch, step): an
+    epoch resumed at step k skips its first k batches and then sees exactly the batches the
+    uninterrupted run saw. `initial_epoch`/`epochs` keep the progress header right ("Epoch
+    3/3"); `_StopAfterEpoch` ends each `fit` after its epoch.
+    """
     epochs, seed = config.training.epochs, config.training.seed
-    epoch, offset = divmod(start_step, steps_per_epoch)
+    first_epoch, offset = divmod(start_step, steps_per_epoch)
     eval_data = _distribute(strategy, data.eval_fn)
-    verbose = config.training.verbose
+    validation_steps = _validation_steps(strategy, data)
+    verbose = _verbosity(config.training.verbose)
+    for epoch in range(first_epoch, epochs):
+        skip = offset if epoch == first_epoch else 0
+        train_data = _distribute(strategy, _epoch_stream(data.train_fn, _epoch_seed(seed, epoch), skip))
+        with _multi_worker_fit(model, strategy):
+            model.fit(train_data, validation_data=eval_data, validation_steps=validation_steps,
+                      initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps_per_epoch - skip,
+                      callbacks=chain + [_StopAfterEpoch()], verbose=verbose, shuffle=False)
+        if failed():
+            return
 
-    def train_data():
-        # Each (re)start reads a stream seeded by its start step: a resumed run does not see
-        # the first batches again, and an uninterrupted run is one deterministic stream.
-        step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-        return _distribute(strategy, lambda ctx: data.train_fn(ctx, seed + step))
 
-    with _multi_worker_fit(model, strategy):
-        if offset and epoch < epochs:
-            model.fit(train_data(), validation_data=eval_data, initial_epoch=epoch, epochs=epoch + 1,
-                      steps_per_epoch=steps_per_epoch - offset, callbacks=chain, verbose=verbose, shuffle=False)
-            epoch += 1
-        if epoch < epochs and not model.stop_training:
-            model.fit(train_data(), validation_data=eval_data, initial_epoch=epoch, epochs=epochs,
-                      steps_per_epoch=steps_per_epoch, callbacks=chain, verbose=verbose, shuffle=False)
+def _resume_learning_rate(model, plateau, learning_rate: float) -> None:
+    """A rerun with another learning rate continues with it, not with the backup's.
+
+    The backup restores the optimiser's learning-rate variable, which holds the rate the
+    run had then (the config's, divided by the plateau schedule's reductions). When the
+    config's rate differs (e.g. lowered after a NaN stop), the variable gets the new rate,
+    divided by the same reductions. An unchanged rate is left bit-exact.
+    """
+    variable = optimization.learning_rate_variable(model.optimizer)
+    wanted = learning_rate * plateau.factor ** plateau.reductions
+    current = float(keras.ops.convert_to_numpy(variable))
+    if not math.isclose(current, wanted, rel_tol=1e-5):
+        logging.warning("Resuming with learning rate %.6g (config) instead of the backup's %.6g.", wanted, current)
+        variable.assign(wanted)
 
 
 def _resolved(config, strategy, data, learning_rate: float, steps_per_epoch: int) -> dict:
@@ -358,17 +424,27 @@ def _steps_per_epoch(config, data) -> int:
     return max(1, data.num_train_examples // config.training.batch_size)
 
 
-def _raise_on_nan(nan_guard, backup, paths: RunPaths) -> None:
+def _raise_on_nan(nan_guard, backup, paths: RunPaths, config) -> None:
+    """Raises `FloatingPointError` after a NaN/Inf stop, saying exactly what was kept."""
     if nan_guard.failure is not None:
-        what = (f"the loss became {nan_guard.failure['loss']} in epoch {nan_guard.failure['epoch'] + 1} "
-                f"(batch {nan_guard.failure['batch']})")
+        failure = nan_guard.failure
+        what = f"the loss became {failure['loss']} in epoch {failure['epoch'] + 1} (batch {failure['batch']})"
     elif backup.failure is not None:
         what = f"the weights became NaN/Inf by step {backup.failure['step']}"
     else:
         return
+    kept = []
+    if backup.saved_step:
+        kept.append(f"the last good backup (step {backup.saved_step}, in {paths.backup})")
+    if os.path.exists(paths.best):
+        kept.append(f"the best checkpoint ({paths.best})")
+    if kept:
+        resume = f"Kept: {' and '.join(kept)}. Rerunning resumes from step {backup.saved_step}"
+    else:
+        resume = "Nothing was kept (the failure came before the first backup). Rerunning starts from scratch"
     raise FloatingPointError(
-        f"Training stopped: {what}. The last good backup ({paths.backup}) and the best checkpoint "
-        f"({paths.best}) were kept; lower config.optimizer.learning_rate and rerun the same command to resume."
+        f"Training stopped: {what}. {resume}: lower --config.optimizer.learning_rate "
+        f"(now {config.optimizer.learning_rate}) and rerun the same command; the run continues with the new rate."
     )
 
 
@@ -395,7 +471,7 @@ def train_with_data(config: ml_collections.ConfigDict, workdir: str, data: data_
     chief = strategy_lib.is_chief(strategy)
     paths = RunPaths.of(workdir, None if chief else strategy_lib.task_name(strategy))
     steps_per_epoch = _steps_per_epoch(config, data)
-    _check_same_run(paths.config, config, steps_per_epoch)
+    _check_same_run(_previous_config(paths.config), workdir, config, steps_per_epoch)
     o = config.optimizer
     learning_rate = optimization.scaled_learning_rate(
         o.learning_rate, config.training.batch_size, o.base_batch_size, o.scale_learning_rate
@@ -410,14 +486,18 @@ def train_with_data(config: ml_collections.ConfigDict, workdir: str, data: data_
         compile_model(model, config, learning_rate)
         model.optimizer.build(model.trainable_variables)
         start_step = backup.restore(model)
+        _resume_learning_rate(model, backup.stateful["plateau"], learning_rate)
+    callbacks_lib.remove_temporaries(paths.backup)
     if chief:
+        callbacks_lib.remove_temporaries(paths.workdir)
         _write_config(paths.config, config, _resolved(config, strategy, data, learning_rate, steps_per_epoch))
-        callbacks_lib.truncate_csv(paths.csv, start_step // steps_per_epoch)
-    _fit(model, strategy, data, config, chain, start_step, steps_per_epoch)
+        callbacks_lib.repair_csv(paths.csv, start_step // steps_per_epoch)
+    failed = lambda: nan_guard.failure is not None or backup.failure is not None  # noqa: E731
+    _fit(model, strategy, data, config, chain, start_step, steps_per_epoch, failed)
     steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-    _raise_on_nan(nan_guard, backup, paths)
+    _raise_on_nan(nan_guard, backup, paths, config)
     if chief:
-        model.save(paths.final)
+        callbacks_lib.write_atomically(paths.final, model.save)
     history = callbacks_lib.read_csv_history(paths.csv)
     return TrainResult(model, history, paths, steps, config, data)
 
