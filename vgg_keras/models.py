@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 import keras
 
+from vgg_keras import channels as channels_lib
 from vgg_keras import configs as configs_lib
 from vgg_keras import preprocessing as preprocessing_lib
 from vgg_keras import weights as weights_lib
@@ -202,9 +203,8 @@ def _check_input_shape(shape, spec_head: str, include_top: bool, base_size: int,
     if len(shape) != 3:
         raise ValueError(f"input_shape must be (height, width, channels); received input_shape={shape}.")
     height, width, channels = shape
-    if channels is None or channels < 1 or (pretrained and channels != 3):
-        allowed = "3 (RGB) with pretrained weights" if pretrained else "a positive number"
-        raise ValueError(f"input_shape={shape} has channels={channels}; allowed: {allowed}.")
+    if channels is None or channels < 1:  # RGB weights adapt to any count (vgg_keras.channels)
+        raise ValueError(f"input_shape={shape} has channels={channels}; allowed: a positive number.")
     minimum = base_size if (include_top and spec_head == "conv") else MIN_INPUT_SIZE
     for size in (height, width):
         if size is not None and size < minimum:
@@ -284,12 +284,15 @@ def _initializer(kernel_initializer):
     return kernel_initializer
 
 
-def _preprocessing_layer(include: bool, mode: str | None, weights, arch: str):
+def _preprocessing_layer(include: bool, mode: str | None, weights, arch: str, channels: int = 3):
     if not include:
         if mode is not None:
             raise ValueError(f"preprocessing={mode!r} needs include_preprocessing=True.")
         return None
-    return preprocessing_lib.preprocessing_layer(mode or weights_lib.preprocessing_mode_for(weights, arch))
+    mode = mode or weights_lib.preprocessing_mode_for(weights, arch)
+    if channels != 3:
+        return channels_lib.ChannelPreprocessing(mode, channels, name="preprocessing")
+    return preprocessing_lib.preprocessing_layer(mode)
 
 
 # --------------------------------------------------------------------------- public builders
@@ -328,7 +331,7 @@ def build(
         input_tensor: Optional Keras tensor to use as the model input.
         input_shape: `(height, width, channels)`. Default: `(base_size, base_size, 3)` for the
             dense head, `(None, None, 3)` otherwise. Sides must be >= 32 (>= base_size for the
-            conv head).
+            conv head). Any channel count: RGB weights are adapted (`vgg_keras.channels`).
         pooling: With `include_top=False`: None (4D feature map), "avg" or "max".
         classes: Number of classes of the top layer.
         classifier_activation: Activation of the top layer; None returns logits.
@@ -382,7 +385,7 @@ def build(
         base_size=base_size,
         input_shape=shape,
         kernel_initializer=_initializer(kernel_initializer),
-        preprocessing=_preprocessing_layer(include_preprocessing, preprocessing, weights, arch),
+        preprocessing=_preprocessing_layer(include_preprocessing, preprocessing, weights, arch, shape[-1]),
         name=name or arch,
     )
     model = build_from_spec(spec, input_tensor)
