@@ -7,7 +7,7 @@ import pytest
 import vgg_keras
 from vgg_keras import channels, preprocessing, weights
 
-TINY = dict(width_multiplier=1 / 16, fc_units=32, dropout=0.0, base_size=32)
+TINY = {"width_multiplier": 1 / 16, "fc_units": 32, "dropout": 0.0, "base_size": 32}
 
 
 def _gray(seed=0, size=32):

@@ -30,7 +30,8 @@ with a gray mean) the adapted model equals the RGB model everywhere (tests/test_
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -96,10 +97,9 @@ def channel_normalization(norm: preprocessing_lib.Normalization, channels: int):
         keep their statistics, every other channel gets the mean of the three.
     """
     channels = _check_channels(channels)
-    average = lambda values: float(np.mean(values))  # noqa: E731
     rgb_kept = 3 if channels >= 3 else 0
-    mean = tuple(norm.mean[:rgb_kept]) + (average(norm.mean),) * (channels - rgb_kept)
-    std = None if norm.std is None else tuple(norm.std[:rgb_kept]) + (average(norm.std),) * (channels - rgb_kept)
+    mean = tuple(norm.mean[:rgb_kept]) + (float(np.mean(norm.mean)),) * (channels - rgb_kept)
+    std = None if norm.std is None else tuple(norm.std[:rgb_kept]) + (float(np.mean(norm.std)),) * (channels - rgb_kept)
     return mean, std
 
 
@@ -242,7 +242,7 @@ def adapt_model(model: keras.Model, channels: int) -> keras.Model:
     inputs, outputs, pairs = surgery.rebuild_chain(
         model, input_shape=tuple(model.input_shape[1:-1]) + (channels,), clone=clone)
     surgery.copy_weights([(old, new) for old, new in pairs if old is not first])
-    new_first = dict((old.name, new) for old, new in pairs)[FIRST_CONV]
+    new_first = {old.name: new for old, new in pairs}[FIRST_CONV]
     kernel, bias, *rest = first.get_weights()
     new_first.set_weights(list(adapt_first_conv(kernel, bias, channels, norm)) + rest)
     return keras.Model(inputs, outputs, name=model.name)

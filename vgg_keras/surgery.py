@@ -9,7 +9,8 @@ another dtype policy (mixed precision).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import itertools
+from collections.abc import Callable, Sequence
 
 import keras
 
@@ -31,7 +32,7 @@ def chain_layers(model: keras.Model) -> list[keras.layers.Layer]:
     layers = list(model.layers)
     if not layers or not isinstance(layers[0], keras.layers.InputLayer) or len(model.inputs) != 1:
         raise ValueError(f"model {model.name!r} is not a functional model with one input; allowed: a vgg_keras model.")
-    for previous, layer in zip(layers, layers[1:]):
+    for previous, layer in itertools.pairwise(layers):
         nodes = layer._inbound_nodes  # pylint: disable=protected-access  # Keras has no public graph walk
         sources = [t._keras_history.operation for t in nodes[0].input_tensors] if nodes else []
         if len(sources) != 1 or sources[0] is not previous:
@@ -63,6 +64,7 @@ def rebuild_chain(
     input_shape: Sequence[int | None] | None = None,
     keep: Callable[[keras.layers.Layer], bool] | None = None,
     clone: Callable[[keras.layers.Layer], keras.layers.Layer] = clone_layer,
+    before: keras.layers.Layer | None = None,
 ):
     """Re-applies clones of a chain model's layers to a new input.
 
@@ -72,6 +74,8 @@ def rebuild_chain(
         keep: Layers are cloned while `keep(layer)` is true; the chain is cut at the first
             layer for which it is false (default: all layers).
         clone: Makes the new layer from an old one (default: `clone_layer`).
+        before: A new layer applied to the input ahead of the clones (e.g. a missing
+            preprocessing layer).
 
     Returns:
         `(inputs, outputs, pairs)`: the new input tensor, the last kept layer's output and
@@ -80,7 +84,7 @@ def rebuild_chain(
     layers = chain_layers(model)
     shape = tuple(input_shape) if input_shape is not None else tuple(model.input_shape[1:])
     inputs = keras.Input(shape=shape, name=model.layers[0].name)
-    x, pairs = inputs, []
+    x, pairs = (inputs if before is None else before(inputs)), []
     for layer in layers:
         if keep is not None and not keep(layer):
             break

@@ -3,12 +3,15 @@
     from vgg_keras import training
     config = training.base_config()          # or a file of recipes/configs/
     result = training.train(config, "runs/my_run")
+    result = training.finetune.finetune(config, "runs/my_finetune")   # a pretrained VGG on your classes
 """
 
 from vgg_keras.training.callbacks import BestCheckpoint, CurvePlot, NaNGuard, ResumableBackup, plot_history
 from vgg_keras.training.config import base_config, paper_config, validate_config
+from vgg_keras.training import finetune
 from vgg_keras.training.data import (
     TrainingData,
+    arrays_training_data,
     estimate_mean_rgb,
     load_sources,
     synthetic_training_data,
@@ -30,10 +33,12 @@ __all__ = [
     "TrainResult",
     "TrainingData",
     "apply_weight_decay",
+    "arrays_training_data",
     "base_config",
     "build_model",
     "compile_model",
     "estimate_mean_rgb",
+    "finetune",
     "is_chief",
     "load_sources",
     "make_optimizer",
