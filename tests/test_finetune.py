@@ -291,3 +291,13 @@ def test_bad_finetune_config_values(field, value, message):
     config.finetune[field] = value
     with pytest.raises(ValueError, match=message):
         finetune.validate_finetune_config(config)
+
+
+def test_a_workdir_is_not_resumed_with_another_fine_tuning(tmp_path):
+    os.makedirs(tmp_path / "run" / "phase1")
+    recorded = tiny_config().to_dict()["finetune"]
+    recorded["unfreeze"] = "all"
+    (tmp_path / "run" / "phase1" / "config.json").write_text(json.dumps({"finetune": recorded}))
+    data = training.synthetic_training_data(num_classes=8, image_size=32, batch_size=8)
+    with pytest.raises(ValueError, match=r"finetune.unfreeze: 'all' -> 'block5,fc'\); use a new --workdir"):
+        finetune.finetune_with_data(tiny_config(), str(tmp_path / "run"), data, _source)

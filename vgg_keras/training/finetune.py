@@ -40,6 +40,7 @@ list) is held out, the same on every run.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import time
@@ -541,6 +542,19 @@ def _phase_config(config, phase: int) -> ml_collections.ConfigDict:
     return phase_config
 
 
+def _check_same_finetune(path: str, config) -> None:
+    """A workdir holds one fine-tuning: refuse to resume it with another source, head or schedule."""
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as handle:
+        previous = json.load(handle).get("finetune", {})
+    changed = [f"finetune.{key}: {previous.get(key)!r} -> {value!r}" for key, value in config.finetune.items()
+               if key in previous and previous[key] != value and key != "phase2_epochs"]
+    if changed:
+        raise ValueError(f"The workdir {os.path.dirname(os.path.dirname(path))!r} holds a fine-tuning with a different "
+                         f"config ({'; '.join(changed)}); use a new --workdir or restore those values.")
+
+
 def finetune_with_data(config: ml_collections.ConfigDict, workdir: str, data: data_lib.TrainingData,
                        source_fn, strategy: tf.distribute.Strategy | None = None,
                        callbacks=()) -> list[trainer.TrainResult]:
@@ -560,6 +574,7 @@ def finetune_with_data(config: ml_collections.ConfigDict, workdir: str, data: da
     """
     validate_finetune_config(config)
     f = config.finetune
+    _check_same_finetune(os.path.join(workdir, "phase1", "config.json"), config)
     strategy = strategy or strategy_lib.make_strategy(config.training.strategy, config.training.tpu_address)
     loss, results = _loss(config), []
 
@@ -571,7 +586,9 @@ def finetune_with_data(config: ml_collections.ConfigDict, workdir: str, data: da
         return model
 
     def phase2_model():
-        model = keras.models.load_model(results[-1].paths.final, compile=False) if results else phase1_model()
+        # A fresh copy of phase 1's model (every worker holds it: nothing to read from the chief's disk).
+        model = finetune_model(results[-1].model, data.num_classes, head="keep",
+                               precision=config.training.precision) if results else phase1_model()
         set_trainable(model, f.unfreeze)
         return model
 
