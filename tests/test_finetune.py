@@ -245,7 +245,7 @@ def test_heads_sizes_and_mixed_precision():
 def test_sources_that_cannot_be_fine_tuned_fail_with_the_argument_named(tmp_path):
     config = tiny_config()
     config.model.arch, config.model.batch_norm = "A-LRN", False
-    with pytest.raises(ValueError, match=r"config.finetune.source='imagenet' \(config.model.arch='A-LRN'\).*No published"):
+    with pytest.raises(ValueError, match=r"finetune.source='imagenet' \(config.model.arch='A-LRN'\).*No published"):
         finetune.load_source_model(config)
     config.finetune.source = "imagenet-caffe"
     with pytest.raises(ValueError, match="neither a published weights tag nor an existing file; allowed: one of"):

@@ -127,10 +127,12 @@ def adapt_first_conv(kernel: np.ndarray, bias: np.ndarray, channels: int,
     # RGB model on a replicated gray g: sum_c W_c (g - m_c) / s_c; gray model: K (g - m) / s + b'.
     offset = np.einsum("hwcf,c->f", per_channel, np.asarray(norm.mean, np.float64) - gray_mean)
     adapted = per_channel.sum(axis=2, keepdims=True) * gray_std
-    return adapted.astype(np.asarray(kernel).dtype), (np.asarray(bias, np.float64) - offset).astype(np.asarray(bias).dtype)
+    bias = np.asarray(bias)
+    return adapted.astype(np.asarray(kernel).dtype), (bias.astype(np.float64) - offset).astype(bias.dtype)
 
 
-def adapt_tensors(tensors: Mapping[str, list[np.ndarray]], model: keras.Model, mode: str) -> dict[str, list[np.ndarray]]:
+def adapt_tensors(tensors: Mapping[str, list[np.ndarray]], model: keras.Model,
+                  mode: str) -> dict[str, list[np.ndarray]]:
     """RGB weights (as `vgg_keras.weights.read_weights` returns them) made to fit `model`'s input.
 
     Args:

@@ -211,7 +211,7 @@ def builtin_source(split: str, *, data_dir: str | None = None, input_context=Non
       seed: seed for the file shuffle.
 
     Returns:
-      A :class:`Source` with 12 classes and bounding boxes.
+      A :class:`Source` with bounding boxes (12 classes; 6 for ``"novel"``).
     """
     from vgg_keras.data import shapes  # pylint: disable=import-outside-toplevel
     names = [c.name for c in shapes.VggShapes.BUILDER_CONFIGS]

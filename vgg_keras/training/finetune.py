@@ -176,11 +176,13 @@ def validate_finetune_config(config: ml_collections.ConfigDict) -> ml_collection
     """
     config_lib.validate_config(config)
     if "finetune" not in config:
-        raise ValueError("config lacks the section 'finetune'; start from vgg_keras.training.finetune.finetune_config().")
+        raise ValueError("config lacks the section 'finetune'; start from "
+                         "vgg_keras.training.finetune.finetune_config().")
     f = config.finetune
     if not isinstance(f.source, str) or not f.source:
         _fail("source", f.source, f"a weights tag ({', '.join(weights_lib.TAGS)}), a weights file or a .keras model")
-    for field, allowed in (("head", HEADS), ("augmentation", AUGMENTATIONS), ("preprocessing", ("",) + tuple(preprocessing_lib.MODES))):
+    modes = ("", *preprocessing_lib.MODES)
+    for field, allowed in (("head", HEADS), ("augmentation", AUGMENTATIONS), ("preprocessing", modes)):
         if f[field] not in allowed:
             _fail(field, f[field], ", ".join(repr(a) for a in allowed))
     for check in _RANGES:
@@ -285,8 +287,8 @@ def _check_head(source: keras.Model, head: str, num_classes: int, crop_size: int
                          "classes, or head='predictions' / 'pooled' for a new classifier.")
     side = source.input_shape[1]
     if head != "pooled" and not conv_head and side != crop_size:
-        raise ValueError(f"config.data.crop_size={crop_size} with config.finetune.head={head!r}: the source's dense fc1 "
-                         f"takes {side} px inputs; allowed: crop_size={side}, or head='pooled' for any size.")
+        raise ValueError(f"config.data.crop_size={crop_size} with config.finetune.head={head!r}: the source's dense "
+                         f"fc1 takes {side} px inputs; allowed: crop_size={side}, or head='pooled' for any size.")
     return conv_head
 
 
@@ -403,7 +405,7 @@ def _carve(paths, labels, num_classes: int, fraction: float, seed: int, argument
     labels = np.asarray(labels)
     for label in range(num_classes):
         members = np.flatnonzero(labels == label)
-        count = max(1, int(round(fraction * len(members))))
+        count = max(1, round(fraction * len(members)))
         if count >= len(members):
             raise ValueError(f"{argument}: class {label} has {len(members)} image(s), too few to hold out a validation "
                              "image; allowed: at least 2 images per class, or a validation folder.")
