@@ -301,3 +301,13 @@ def test_a_workdir_is_not_resumed_with_another_fine_tuning(tmp_path):
     data = training.synthetic_training_data(num_classes=8, image_size=32, batch_size=8)
     with pytest.raises(ValueError, match=r"finetune.unfreeze: 'all' -> 'block5,fc'\); use a new --workdir"):
         finetune.finetune_with_data(tiny_config(), str(tmp_path / "run"), data, _source)
+
+
+def test_a_weights_file_source_brings_its_preprocessing(tmp_path):
+    rgb = vgg_keras.build("A", batch_norm=True, include_top=False, input_shape=(32, 32, 3), width_multiplier=1 / 16)
+    path = vgg_keras.weights.save_weights(rgb, str(tmp_path / "a.weights.h5"), preprocessing="torch")
+    config = tiny_config(source=path, head="pooled")
+    source = finetune.load_source_model(config)
+    assert source.get_layer("preprocessing").mode == "torch"
+    model = finetune.finetune_model(source, 3, head="pooled", crop_size=48)
+    assert _same(_values(model, "block3_conv2"), _values(rgb, "block3_conv2")) and model.output_shape == (None, 3)
