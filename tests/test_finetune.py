@@ -266,6 +266,8 @@ def test_sources_that_cannot_be_fine_tuned_fail_with_the_argument_named(tmp_path
 
 
 def test_folders_with_one_class_or_an_empty_class_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="config.data.name: .* is not a directory; allowed: 'folder:'"):
+        finetune.folder_sources(str(tmp_path / "missing"))
     single = _image_folder(tmp_path / "single", classes=("only",))
     with pytest.raises(ValueError, match="has 1 class folder.*allowed: two or more class sub-folders"):
         finetune.folder_sources(str(single))

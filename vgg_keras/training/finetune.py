@@ -435,6 +435,9 @@ def folder_sources(root: str, train_split: str = "train", eval_split: str = "val
         ValueError: For a folder with fewer than two classes, an empty class, a class too
             small to hold out from, or validation classes that differ from the training ones.
     """
+    if not tf.io.gfile.isdir(root):
+        raise ValueError(f"{argument}: {root!r} is not a directory; allowed: 'folder:' + a folder of class "
+                         "sub-folders (root/<class>/<image>), or of train/validation folders of them.")
     split_root = os.path.join(root, train_split)
     train_root = split_root if tf.io.gfile.isdir(split_root) else root
     paths, labels, names = _listed(train_root, argument)
