@@ -73,6 +73,7 @@ def transfer(tmp_path_factory):
     return pretrained, phases, scratch
 
 
+@pytest.mark.slow  # the module fixture trains three short runs
 def test_phase1_trains_only_the_new_classifier_and_keeps_batchnorm_statistics(transfer):
     pretrained, phases, _ = transfer
     phase1 = keras.models.load_model(phases[0].paths.final)
@@ -83,6 +84,7 @@ def test_phase1_trains_only_the_new_classifier_and_keeps_batchnorm_statistics(tr
             assert _same(_values(pretrained, layer.name), _values(phase1, layer.name)), layer.name
 
 
+@pytest.mark.slow  # the module fixture trains three short runs
 def test_phase2_changes_only_the_unfrozen_blocks_and_keeps_batchnorm_frozen(transfer):
     _, phases, _ = transfer
     phase1, phase2 = keras.models.load_model(phases[0].paths.final), phases[1].model
@@ -97,6 +99,7 @@ def test_phase2_changes_only_the_unfrozen_blocks_and_keeps_batchnorm_frozen(tran
             assert not unchanged, layer.name
 
 
+@pytest.mark.slow  # the module fixture trains three short runs
 def test_finetuning_beats_training_from_scratch_on_few_images(transfer):
     _, phases, scratch = transfer
     tuned, baseline = phases[-1].history["val_accuracy"][-1], scratch.history["val_accuracy"][-1]
