@@ -10,11 +10,11 @@ multi-crop), a confusion matrix and a SavedModel. Without <folder>/validation, 2
 class is held out (seeded).
 """
 
-from vgg_keras.training import finetune
+from vgg_keras.training.finetune_config import finetune_config
 
 
 def get_config():
-    config = finetune.finetune_config()
+    config = finetune_config()
     config.experiment = "vgg16_finetune"
     config.model.arch = "vgg16"
     config.finetune.source = "imagenet"

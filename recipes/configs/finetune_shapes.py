@@ -10,11 +10,11 @@ images. The same net trained from scratch on the same 60 images
 (recipes/configs/finetune_shapes_scratch.py) is the baseline; README shows both.
 """
 
-from vgg_keras.training import finetune
+from vgg_keras.training.finetune_config import finetune_config
 
 
 def get_config():
-    config = finetune.finetune_config()
+    config = finetune_config()
     config.experiment = "vgg_shapes_finetune"
     config.finetune.source = "runs/quickstart/best.keras"
     config.finetune.head = "predictions"  # keep the quick start's fc1/fc2, new 6-way soft-max

@@ -58,6 +58,12 @@ from vgg_keras.training import config as config_lib
 from vgg_keras.training import data as data_lib
 from vgg_keras.training import experiment, trainer
 from vgg_keras.training import strategy as strategy_lib
+from vgg_keras.training.finetune_config import (
+    AUGMENTATIONS,
+    BLOCKS,
+    HEADS,
+    finetune_config,
+)
 
 __all__ = [
     "AUGMENTATIONS",
@@ -78,51 +84,12 @@ __all__ = [
     "validate_finetune_config",
 ]
 
-HEADS = ("predictions", "pooled", "keep")
-AUGMENTATIONS = ("paper", "light")
-BLOCKS = ("block1", "block2", "block3", "block4", "block5", "fc")
 _HEAD_LAYERS = ("avg_pool", "head_dropout", "predictions", "score_average", "predictions_activation")
 _FC_LAYERS = ("flatten", "fc1", "fc1_dropout", "fc2", "fc2_dropout")
 _BLOCK_NAME = re.compile(r"^(block\d+)_")
 
 
 # --------------------------------------------------------------------------- config
-
-
-def finetune_config() -> ml_collections.ConfigDict:
-    """The training config plus a `finetune` section (defaults: VGG16 ImageNet weights, 224 px).
-
-    Returns:
-        A `ConfigDict`: `base_config()`'s sections (the optimiser's learning rate is phase
-        1's; `training.epochs` is set per phase from `finetune.phase{1,2}_epochs`) and
-        `finetune` (see the module docstring).
-    """
-    config = config_lib.base_config()
-    config.experiment = "vgg_finetune"
-    config.model.arch = "vgg16"  # the architecture of a weights tag or file (not of a .keras source)
-    config.data.name = ""
-    config.data.mean_rgb = ()  # unused: the source's preprocessing is kept
-    config.data.shuffle_buffer = 2000
-    config.training.batch_size = 32
-    config.optimizer.plateau_patience = 3
-    config.finetune = ml_collections.ConfigDict({
-        "source": "imagenet",
-        "head": "predictions",
-        "preprocessing": "",  # only for a .keras source without a preprocessing layer
-        "head_dropout": 0.5,  # head="pooled": dropout before the new soft-max layer
-        "phase1_epochs": 5,
-        "phase2_epochs": 5,  # 0: phase 1 only
-        "phase2_lr_factor": 0.1,  # keras.io: 10-100x lower in phase 2
-        "unfreeze": "block5,fc",  # comma-separated BLOCKS, or "all"
-        "class_weights": False,  # weight classes by N / (classes * count): imbalanced folders
-        "label_smoothing": 0.0,
-        "augmentation": "paper",  # "paper": scale jitter + flip + colour shift; "light": flip only
-        "validation_fraction": 0.2,  # held out of an image folder without a validation folder
-        "validation_seed": 0,
-    })
-    config.after.evaluate = True
-    config.after.export = True
-    return config
 
 
 def _fail(field: str, value, allowed: str):
