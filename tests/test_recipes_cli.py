@@ -81,6 +81,10 @@ CASES = {
     "make_tfrecords-missing-folder": ("make_tfrecords", ["--folder=images", "--output_dir=records"],
                                       ["--folder='images'", "no such folder"]),
     "explain-missing-image": ("explain", ["--model=vgg16", "--images=cat.jpg", "--output_dir=out"], ["cat.jpg"]),
+    "finetune-missing-folder": ("finetune", ["--config=" + os.path.join(CONFIGS, "finetune.py"), "--workdir=runs/f",
+                                             "--data=folder:flowers"], ["config.data.name='flowers'", "no such folder"]),
+    "finetune-bad-unfreeze": ("finetune", ["--config=" + os.path.join(CONFIGS, "finetune.py"), "--workdir=runs/f",
+                                           "--unfreeze=block9"], ["config.finetune.unfreeze='block9'"]),
     "style_transfer-missing-image": ("style_transfer", ["--content=photo.jpg", "--style=art.jpg",
                                                         "--output_dir=out"], ["--content='photo.jpg'", "not a file"]),
 }

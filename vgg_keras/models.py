@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 
 import keras
 
+from vgg_keras import channels as channels_lib
 from vgg_keras import configs as configs_lib
 from vgg_keras import preprocessing as preprocessing_lib
 from vgg_keras import weights as weights_lib
@@ -245,8 +246,8 @@ def _check_input_shape(shape, head: str, include_top: bool, base_size: int, pret
             f"received input_shape={shape}."
         )
     height, width, channels = _split_shape(shape, data_format)
-    if channels is None or channels < 1 or (pretrained and channels != 3):
-        allowed = "3 (RGB) with pretrained weights" if pretrained else "a positive number"
+    if channels is None or channels < 1:  # RGB weights adapt to any count (vgg_keras.channels)
+        allowed = "a positive number"
         raise ValueError(
             f"input_shape={shape} has channels={channels} (shape {_shape_names(data_format)}, "
             f"data_format={data_format!r}); allowed: {allowed}."
@@ -330,12 +331,14 @@ def _initializer(kernel_initializer):
     return kernel_initializer
 
 
-def _preprocessing_layer(include: bool, mode: str | None, weights, arch: str, data_format: str):
+def _preprocessing_layer(include: bool, mode: str | None, weights, arch: str, data_format: str, channels: int = 3):
     if not include:
         if mode is not None:
             raise ValueError(f"preprocessing={mode!r} needs include_preprocessing=True.")
         return None
     mode = mode or weights_lib.preprocessing_mode_for(weights, arch)
+    if channels != 3:
+        return channels_lib.ChannelPreprocessing(mode, channels, data_format=data_format, name="preprocessing")
     return preprocessing_lib.preprocessing_layer(mode, data_format=data_format)
 
 
@@ -383,7 +386,8 @@ def build(
         input_shape: `(height, width, channels)`, or `(channels, height, width)` with
             "channels_first". Default: `(base_size, base_size, 3)` for the dense head,
             `(None, None, 3)` otherwise (channels first: `(3, ...)`). Sides must be >= 32
-            (>= base_size for the conv head); any number of channels without pretrained weights.
+            (>= base_size for the conv head); any number of channels: RGB weights are adapted
+            (`vgg_keras.channels`).
         pooling: With `include_top=False`: None (4D feature map), "avg" or "max".
         classes: Number of classes of the top layer.
         classifier_activation: Activation of the top layer; None returns logits.
@@ -442,7 +446,8 @@ def build(
         base_size=base_size,
         input_shape=shape,
         kernel_initializer=_initializer(kernel_initializer),
-        preprocessing=_preprocessing_layer(include_preprocessing, preprocessing, weights, arch, data_format),
+        preprocessing=_preprocessing_layer(include_preprocessing, preprocessing, weights, arch, data_format,
+                                           _split_shape(shape, data_format)[2]),
         name=name or arch,
         data_format=data_format,
     )

@@ -40,6 +40,7 @@ import h5py
 import keras
 import numpy as np
 
+from vgg_keras import channels as channels_lib
 from vgg_keras import configs as configs_lib
 from vgg_keras import preprocessing as preprocessing_lib
 
@@ -761,7 +762,10 @@ def load_weights(
         path = fetch(entry.file_for(include_top), base_url=base_url, cache=cache, progress=progress)
     else:
         path = _checked_path(weights)
-    assign_weights(model, read_weights(path, model, arch), source=f"Weights file {path}")
+    tensors = read_weights(path, model, arch)
+    # RGB weights into a model of another channel count: timm's in_chans adaptation (vgg_keras.channels).
+    tensors = channels_lib.adapt_tensors(tensors, model, preprocessing_mode_for(weights, arch))
+    assign_weights(model, tensors, source=f"Weights file {path}")
 
 
 def save_weights(model: keras.Model, path: str, *, preprocessing: str) -> str:

@@ -12,6 +12,11 @@ Usage::
     from vgg_keras.data import shapes  # registers the builder
     ds = tfds.load("vgg_shapes", split="train")            # default config
     ds = tfds.load("vgg_shapes/tiny", split="validation")  # 48 / 24 images, for tests
+    ds = tfds.load("vgg_shapes/novel", split="train")      # 6 other classes, 10 images each
+
+The ``novel`` config draws six classes that are not among the default's twelve
+(``NOVEL_CLASS_NAMES``: new shapes and a texture) with another seed and only ten training
+images per class: the fine-tuning demonstration (recipes/configs/finetune_shapes.py).
 
 Data is written to TFDS' default ``data_dir`` (``~/tensorflow_datasets`` or
 ``$TFDS_DATA_DIR``) unless ``data_dir`` is given.
@@ -32,17 +37,21 @@ CLASS_NAMES = (
     "circle", "square", "triangle", "star", "cross", "ring",
     "hexagon", "ellipse", "arrow", "heart", "stripes", "checker",
 )
+NOVEL_CLASS_NAMES = ("pentagon", "octagon", "diamond", "crescent", "trapezoid", "dots")
+_SEED = 20150410
 _SPLIT_IDS = {"train": 1, "validation": 2}
 _SUPERSAMPLE = 2  # masks are drawn at 2x and box-filtered down: anti-aliased edges
 
 
 @dataclasses.dataclass
 class VggShapesConfig(tfds.core.BuilderConfig):
-    """Builder config: how many images per split, and their size range."""
+    """Builder config: how many images per split, their size range, classes and seed."""
     num_train: int = 3000
     num_validation: int = 500
     min_size: int = 100
     max_size: int = 200
+    class_names: tuple = CLASS_NAMES
+    seed: int = _SEED
 
 
 def _regular_polygon(n: int, radius: float, angle: float) -> np.ndarray:
@@ -86,6 +95,17 @@ def _arrow(radius, angle, rng):
     return _rotate(pts, angle)
 
 
+def _diamond(radius, angle, rng):
+    ratio = rng.uniform(0.45, 0.65)
+    return _rotate(np.array([[radius, 0.0], [0.0, radius * ratio], [-radius, 0.0], [0.0, -radius * ratio]]), angle)
+
+
+def _trapezoid(radius, angle, rng):
+    top, half_height = radius * rng.uniform(0.35, 0.55), radius * 0.6
+    return _rotate(np.array([[-radius, half_height], [radius, half_height], [top, -half_height],
+                             [-top, -half_height]]), angle)
+
+
 def _heart(radius, angle, rng):
     t = np.linspace(0, 2 * math.pi, 64, endpoint=False)
     x = 16 * np.sin(t) ** 3
@@ -97,16 +117,18 @@ def _heart(radius, angle, rng):
 def _outline(name: str, radius: float, rng: np.random.Generator) -> np.ndarray:
     """Polygon (N x 2, centred at 0) of the object's outer contour."""
     angle = rng.uniform(0, 2 * math.pi)
-    if name in ("circle", "ring"):
+    if name in ("circle", "ring", "crescent"):
         return _regular_polygon(64, radius, 0.0)
-    if name in ("square", "stripes", "checker"):
+    if name in ("square", "stripes", "checker", "dots"):
         return _regular_polygon(4, radius, angle)
+    if name in ("pentagon", "octagon"):
+        return _regular_polygon(5 if name == "pentagon" else 8, radius, angle)
     if name == "triangle":
         return _regular_polygon(3, radius, angle)
     if name == "hexagon":
         return _regular_polygon(6, radius, angle)
     builders = {"star": _star, "cross": _cross, "ellipse": _ellipse, "arrow": _arrow,
-                "heart": _heart}
+                "heart": _heart, "diamond": _diamond, "trapezoid": _trapezoid}
     return builders[name](radius, angle, rng)
 
 
@@ -133,7 +155,7 @@ def _contrasting_colour(reference: np.ndarray, rng: np.random.Generator) -> np.n
 def _fill(name, h, w, colour, radius, rng) -> np.ndarray:
     """Foreground colour image: solid, or a two-colour texture for texture classes."""
     fg = np.broadcast_to(colour, (h, w, 3)).astype(np.float32)
-    if name not in ("stripes", "checker"):
+    if name not in ("stripes", "checker", "dots"):
         return fg
     second = _contrasting_colour(colour, rng)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -142,6 +164,9 @@ def _fill(name, h, w, colour, radius, rng) -> np.ndarray:
     period = 2 * radius / rng.uniform(3.0, 5.0)
     if name == "stripes":
         mask = (np.floor(u / (period / 2)) % 2).astype(bool)
+    elif name == "dots":  # polka dots on a square grid
+        v = -xx * math.sin(theta) + yy * math.cos(theta)
+        mask = (u % period - period / 2) ** 2 + (v % period - period / 2) ** 2 < (0.3 * period) ** 2
     else:
         v = -xx * math.sin(theta) + yy * math.cos(theta)
         mask = ((np.floor(u / (period / 2)) + np.floor(v / (period / 2))) % 2).astype(bool)
@@ -157,19 +182,26 @@ def _mask(name, polygon, cx, cy, h, w, rng) -> np.ndarray:
     if name == "ring":
         inner = polygon * rng.uniform(0.5, 0.68)
         draw.polygon([(k * (cx + x), k * (cy + y)) for x, y in inner], fill=0)
+    elif name == "crescent":  # a disc minus a shifted disc
+        shift = _rotate(np.array([[rng.uniform(0.35, 0.55), 0.0]]), rng.uniform(0, 2 * math.pi))[0]
+        inner = polygon * rng.uniform(0.8, 0.95) + shift * np.abs(polygon).max()
+        draw.polygon([(k * (cx + x), k * (cy + y)) for x, y in inner], fill=0)
     small = canvas.resize((w, h), Image.BOX)
     return np.asarray(small, np.float32)[..., None] / 255.0
 
 
 def generate_example(split: str, index: int, min_size: int = 100,
-                     max_size: int = 200) -> dict:
+                     max_size: int = 200, class_names: tuple = CLASS_NAMES,
+                     seed: int = _SEED) -> dict:
     """Draws image ``index`` of ``split``: a pure function of its arguments.
 
     Args:
       split: "train" or "validation".
-      index: example index; the label is ``index % len(CLASS_NAMES)`` (balanced classes).
+      index: example index; the label is ``index % len(class_names)`` (balanced classes).
       min_size: smallest image side in pixels.
       max_size: largest image side in pixels.
+      class_names: the classes drawn (``CLASS_NAMES`` or ``NOVEL_CLASS_NAMES``).
+      seed: seed of the whole split (each config has its own).
 
     Returns:
       dict with "image" (JPEG bytes), "label" (int), "bbox" (ymin, xmin, ymax, xmax
@@ -182,9 +214,13 @@ def generate_example(split: str, index: int, min_size: int = 100,
         raise ValueError(f"`split` must be one of {sorted(_SPLIT_IDS)}, got {split!r}.")
     if not 8 <= min_size <= max_size:
         raise ValueError(f"Need 8 <= `min_size` <= `max_size`, got {min_size}, {max_size}.")
-    rng = np.random.default_rng([20150410, _SPLIT_IDS[split], index])
-    label = index % len(CLASS_NAMES)
-    name = CLASS_NAMES[label]
+    unknown = [name for name in class_names if name not in CLASS_NAMES + NOVEL_CLASS_NAMES]
+    if unknown or not class_names:
+        raise ValueError(f"`class_names` has unknown classes {unknown}; allowed: names from "
+                         f"{CLASS_NAMES + NOVEL_CLASS_NAMES}.")
+    rng = np.random.default_rng([seed, _SPLIT_IDS[split], index])
+    label = index % len(class_names)
+    name = class_names[label]
     h, w = (int(v) for v in rng.integers(min_size, max_size + 1, 2))
     bg = _background(h, w, rng)
     radius = 0.5 * min(h, w) * rng.uniform(0.4, 0.8)
@@ -217,11 +253,14 @@ class VggShapes(tfds.core.GeneratorBasedBuilder):
     def code_path(cls) -> epath.Path:  # pylint: disable=no-self-argument
         return epath.Path(__file__)
 
-    RELEASE_NOTES = {"1.0.0": "Initial release: 12 classes, bounding boxes."}
+    RELEASE_NOTES = {"1.0.0": "Initial release: 12 classes, bounding boxes; config novel: 6 other classes."}
     BUILDER_CONFIGS = [
         VggShapesConfig(name="default", description="3000 train / 500 validation images."),
         VggShapesConfig(name="tiny", description="48 train / 24 validation images (tests).",
                         num_train=48, num_validation=24),
+        VggShapesConfig(name="novel", description="6 classes not in default, 10 train / 50 validation "
+                        "images per class (fine-tuning demonstration).", num_train=60, num_validation=300,
+                        class_names=NOVEL_CLASS_NAMES, seed=_SEED + 1),
     ]
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -229,7 +268,7 @@ class VggShapes(tfds.core.GeneratorBasedBuilder):
             description=__doc__.split("\n\n")[1],
             features=tfds.features.FeaturesDict({
                 "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
-                "label": tfds.features.ClassLabel(names=CLASS_NAMES),
+                "label": tfds.features.ClassLabel(names=list(self.builder_config.class_names)),
                 "bbox": tfds.features.BBoxFeature(),
             }),
             supervised_keys=("image", "label"),
@@ -246,6 +285,7 @@ class VggShapes(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, split: str, num_examples: int):
         config = self.builder_config
         for index in range(num_examples):
-            example = generate_example(split, index, config.min_size, config.max_size)
+            example = generate_example(split, index, config.min_size, config.max_size,
+                                       config.class_names, config.seed)
             yield index, {"image": example["image"], "label": example["label"],
                           "bbox": tfds.features.BBox(*example["bbox"])}

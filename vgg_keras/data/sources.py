@@ -224,16 +224,18 @@ def builtin_source(split: str, *, data_dir: str | None = None, input_context=Non
       data_dir: where to generate/read it; ``None`` uses TFDS' default
         (``~/tensorflow_datasets`` or ``$TFDS_DATA_DIR``).
       input_context: ``tf.distribute.InputContext`` to read only this worker's shard.
-      config: builder config, ``"default"`` (3000/500 images) or ``"tiny"`` (48/24).
+      config: builder config, ``"default"`` (3000/500 images), ``"tiny"`` (48/24) or
+        ``"novel"`` (6 other classes, 60/300: the fine-tuning demonstration).
       shuffle_files: shuffle the order of the files.
       seed: seed for the file shuffle.
 
     Returns:
-      A :class:`Source` with 12 classes and bounding boxes.
+      A :class:`Source` with bounding boxes (12 classes; 6 for ``"novel"``).
     """
     from vgg_keras.data import shapes  # pylint: disable=import-outside-toplevel
-    if config not in [c.name for c in shapes.VggShapes.BUILDER_CONFIGS]:
-        raise ValueError(f"`config` must be 'default' or 'tiny', got {config!r}.")
+    names = [c.name for c in shapes.VggShapes.BUILDER_CONFIGS]
+    if config not in names:
+        raise ValueError(f"`config` must be one of {names}, got {config!r}.")
     return tfds_source(f"vgg_shapes/{config}", split, data_dir=data_dir,
                        input_context=input_context, shuffle_files=shuffle_files, seed=seed)
 
@@ -292,12 +294,27 @@ def folder_source(root: str, *, extensions=IMAGE_EXTENSIONS, input_context=None)
       ValueError: if ``root`` is not a directory or holds no images.
     """
     paths, labels, class_names = list_image_folder(root, extensions)
+    return files_source(paths, labels, class_names, input_context=input_context)
+
+
+def files_source(paths, labels, class_names, *, input_context=None) -> Source:
+    """Image files with their labels (e.g. a validation split carved out of a folder).
+
+    Args:
+      paths: image files (local paths or any ``tf.io.gfile`` URL), read lazily.
+      labels: one class index per file.
+      class_names: one name per class, in label order.
+      input_context: ``tf.distribute.InputContext`` to read only this worker's shard.
+
+    Returns:
+      A :class:`Source` (no bounding boxes).
+    """
     dataset = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(paths), tf.constant(labels, tf.int64)))
+        (tf.constant(list(paths), tf.string), tf.constant(list(labels), tf.int64)))
     dataset = shard_dataset(dataset, input_context)
     dataset = dataset.map(lambda path, label: {"image": tf.io.read_file(path), "label": label},
                           num_parallel_calls=tf.data.AUTOTUNE)
-    return Source(dataset, num_classes=len(class_names), class_names=class_names,
+    return Source(dataset, num_classes=len(class_names), class_names=tuple(class_names),
                   num_examples=len(paths), shard=_shard_of(input_context))
 
 

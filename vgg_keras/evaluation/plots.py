@@ -101,3 +101,38 @@ def predictions_figure(images: Sequence[np.ndarray], top_classes: np.ndarray, to
         bars.set_xlabel("posterior", fontsize=8)
     figure.tight_layout()
     return save_figure(figure, path)
+
+
+def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], path: str, title: str = "") -> str:
+    """Saves a PNG of a confusion matrix: rows true classes, columns predictions, counts in the cells.
+
+    Args:
+        matrix: `[classes, classes]` counts (`vgg_keras.evaluation.confusion_matrix`).
+        class_names: One name per class.
+        path: Where to write the PNG.
+        title: Optional title (e.g. the model and method).
+
+    Returns:
+        `path`.
+    """
+    matrix = np.asarray(matrix)
+    count = len(class_names)
+    side = max(4.0, 0.45 * count + 2)
+    figure = Figure(figsize=(side, side))
+    axes = figure.add_subplot(1, 1, 1)
+    rows = np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    axes.imshow(matrix / rows, cmap="Blues", vmin=0, vmax=1)  # colour: the fraction of the true class
+    if count <= 30:
+        for (true, predicted), value in np.ndenumerate(matrix):
+            if value:
+                dark = matrix[true, predicted] / rows[true, 0] > 0.5
+                axes.text(predicted, true, str(value), ha="center", va="center", fontsize=7,
+                          color="white" if dark else "black")
+        axes.set_xticks(range(count), class_names, rotation=90, fontsize=8)
+        axes.set_yticks(range(count), class_names, fontsize=8)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    if title:
+        axes.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return save_figure(figure, path)

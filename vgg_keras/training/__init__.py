@@ -3,6 +3,7 @@
     from vgg_keras import training
     config = training.base_config()          # or a file of recipes/configs/
     result = training.train(config, "runs/my_run")
+    result = training.finetune.finetune(config, "runs/my_finetune")   # a pretrained VGG on your classes
 """
 
 import importlib
@@ -12,8 +13,10 @@ import importlib
 _MODULE_NAMES = {
     "callbacks": ("BestCheckpoint", "CurvePlot", "NaNGuard", "ResumableBackup", "plot_history"),
     "config": ("base_config", "paper_config", "validate_config"),
-    "data": ("TrainingData", "estimate_mean_rgb", "load_sources", "synthetic_training_data", "training_data"),
+    "data": ("TrainingData", "arrays_training_data", "estimate_mean_rgb", "load_sources", "synthetic_training_data",
+             "training_data"),
     "experiment": ("ExperimentResult", "run_experiment"),
+    "finetune": (),
     "optimization": ("PlateauSchedule", "apply_weight_decay", "make_optimizer", "scaled_learning_rate"),
     "strategy": ("is_chief", "make_strategy", "task_name"),
     "trainer": ("RunPaths", "TrainResult", "build_model", "compile_model", "train", "train_with_data", "warm_start"),
@@ -46,10 +49,12 @@ __all__ = [
     "TrainResult",
     "TrainingData",
     "apply_weight_decay",
+    "arrays_training_data",
     "base_config",
     "build_model",
     "compile_model",
     "estimate_mean_rgb",
+    "finetune",
     "is_chief",
     "load_sources",
     "make_optimizer",

@@ -9,7 +9,8 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["TrainingData", "estimate_mean_rgb", "load_sources", "synthetic_training_data", "training_data"]
+__all__ = ["TrainingData", "arrays_training_data", "estimate_mean_rgb", "load_sources", "synthetic_training_data",
+           "training_data"]
 
 
 @dataclasses.dataclass
@@ -120,12 +121,14 @@ def estimate_mean_rgb(source, crop_size: int, scale: int, num_images: int) -> tu
     return tuple(float(v) for v in total / max(count, 1))
 
 
-def training_data(config, global_batch_size: int) -> TrainingData:
+def training_data(config, global_batch_size: int, sources=None) -> TrainingData:
     """Builds the train / validation dataset functions of a config (the paper's pipelines).
 
     Args:
         config: A validated training config.
         global_batch_size: The batch over all replicas.
+        sources: `(train_source, eval_source)` to use instead of opening `config.data.name`
+            (e.g. a validation split carved out of a folder); sharded per worker by the pipeline.
 
     Returns:
         A `TrainingData`.
@@ -135,16 +138,17 @@ def training_data(config, global_batch_size: int) -> TrainingData:
     """
     from vgg_keras import data as data_lib  # pylint: disable=import-outside-toplevel
 
-    train_source, eval_source = load_sources(config)
+    train_source, eval_source = sources or load_sources(config)
     d = config.data
     scale = d.scale_min if d.scale_min == d.scale_max else (d.scale_min, d.scale_max)
 
     def train_fn(input_context, seed):
         # TFDS files are read in an order shuffled with the stream's seed: the trainer gives
         # each epoch its own seed, so the file order changes per epoch and a resume replays it.
-        file_seed = seed if _reads_files_in_order(d.name) else None
+        # Sources given by the caller (`sources=`) are used as they are.
+        file_seed = seed if sources is None and _reads_files_in_order(d.name) else None
         source = train_source
-        if input_context is not None or file_seed is not None:
+        if sources is None and (input_context is not None or file_seed is not None):
             source = _get_source(config, d.train_split, input_context, file_seed)
         return data_lib.train_dataset(
             source, batch_size=global_batch_size, crop_size=d.crop_size, scale=scale, flip=d.flip,
@@ -179,23 +183,23 @@ def _synthetic_arrays(num_classes: int, image_size: int, num_examples: int, seed
     return images, labels.astype("int32")
 
 
-def synthetic_training_data(num_classes: int = 4, image_size: int = 32, num_train: int = 256,
-                            num_eval: int = 64, batch_size: int = 16) -> TrainingData:
-    """A tiny in-memory classification task for tests and benchmarks (no files, no decoding).
+def arrays_training_data(train: tuple, evaluation: tuple, batch_size: int, class_names,
+                         mean_rgb=(127.5, 127.5, 127.5)) -> TrainingData:
+    """In-memory images and labels as `TrainingData` (no files, no decoding, no augmentation).
 
     Args:
-        num_classes: Number of classes (the square's position on a circle encodes the class).
-        image_size: Side of the square RGB images (0..255).
-        num_train: Training examples.
-        num_eval: Validation examples.
+        train: `(images [N, H, W, 3] float32 0..255, labels [N] int)` to train on.
+        evaluation: The same for validation.
         batch_size: Global batch size of both datasets.
+        class_names: One name per class.
+        mean_rgb: Stored in `TrainingData.mean_rgb` (what `build_model` subtracts).
 
     Returns:
         A `TrainingData` whose `train_fn` shuffles with its seed and repeats, sharded and
         batched per replica under an input context.
     """
-    train_images, train_labels = _synthetic_arrays(num_classes, image_size, num_train, seed=1)
-    eval_images, eval_labels = _synthetic_arrays(num_classes, image_size, num_eval, seed=2)
+    train_images, train_labels = train
+    eval_images, eval_labels = evaluation
 
     def _per_context(images, labels, input_context):
         dataset = tf.data.Dataset.from_tensor_slices((images, labels))
@@ -213,6 +217,25 @@ def synthetic_training_data(num_classes: int = 4, image_size: int = 32, num_trai
         dataset, batch = _per_context(eval_images, eval_labels, input_context)
         return dataset.batch(batch).prefetch(2)
 
-    names = tuple(f"class_{i}" for i in range(num_classes))
-    return TrainingData(train_fn, eval_fn, num_classes, names, num_train, (127.5, 127.5, 127.5),
-                        num_eval_batches=_num_batches(num_eval, batch_size))
+    names = tuple(class_names)
+    return TrainingData(train_fn, eval_fn, len(names), names, len(train_labels), tuple(mean_rgb),
+                        num_eval_batches=_num_batches(len(eval_labels), batch_size))
+
+
+def synthetic_training_data(num_classes: int = 4, image_size: int = 32, num_train: int = 256,
+                            num_eval: int = 64, batch_size: int = 16) -> TrainingData:
+    """A tiny in-memory classification task for tests and benchmarks (no files, no decoding).
+
+    Args:
+        num_classes: Number of classes (the square's position on a circle encodes the class).
+        image_size: Side of the square RGB images (0..255).
+        num_train: Training examples.
+        num_eval: Validation examples.
+        batch_size: Global batch size of both datasets.
+
+    Returns:
+        A `TrainingData` (see `arrays_training_data`).
+    """
+    return arrays_training_data(_synthetic_arrays(num_classes, image_size, num_train, seed=1),
+                                _synthetic_arrays(num_classes, image_size, num_eval, seed=2),
+                                batch_size, tuple(f"class_{i}" for i in range(num_classes)))

@@ -160,13 +160,15 @@ def warm_start(model: keras.Model, config: ml_collections.ConfigDict) -> list[st
     return []
 
 
-def compile_model(model: keras.Model, config: ml_collections.ConfigDict, learning_rate: float) -> keras.Model:
+def compile_model(model: keras.Model, config: ml_collections.ConfigDict, learning_rate: float,
+                  loss="sparse_categorical_crossentropy") -> keras.Model:
     """Adds weight decay and compiles with SGD + momentum, accuracy and top-5 accuracy.
 
     Args:
         model: The model (inside the strategy's scope).
         config: Its training config.
         learning_rate: The (already batch-scaled) initial learning rate.
+        loss: The loss (e.g. with label smoothing: `vgg_keras.training.finetune`).
 
     Returns:
         `model`, compiled.
@@ -179,7 +181,7 @@ def compile_model(model: keras.Model, config: ml_collections.ConfigDict, learnin
     )
     model.compile(
         optimizer=optimizer,
-        loss="sparse_categorical_crossentropy",
+        loss=loss,
         metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy")],
         jit_compile=t.jit_compile,
         steps_per_execution=t.steps_per_execution,
@@ -449,7 +451,8 @@ def _raise_on_nan(nan_guard, backup, paths: RunPaths, config) -> None:
 
 
 def train_with_data(config: ml_collections.ConfigDict, workdir: str, data: data_lib.TrainingData,
-                    strategy: tf.distribute.Strategy | None = None, callbacks=()) -> TrainResult:
+                    strategy: tf.distribute.Strategy | None = None, callbacks=(), model_fn=None,
+                    loss="sparse_categorical_crossentropy") -> TrainResult:
     """`train` with the datasets given (e.g. synthetic ones in tests).
 
     Args:
@@ -458,6 +461,9 @@ def train_with_data(config: ml_collections.ConfigDict, workdir: str, data: data_
         data: The datasets and their metadata (`mean_rgb` must be set).
         strategy: The distribution strategy (default: from `config.training.strategy`).
         callbacks: Extra Keras callbacks, run after the built-in ones and before the backup.
+        model_fn: Makes the model instead of `build_model` (called in the strategy's scope;
+            e.g. a fine-tuning model with frozen layers).
+        loss: The loss `compile_model` uses.
 
     Returns:
         A `TrainResult`.
@@ -478,12 +484,12 @@ def train_with_data(config: ml_collections.ConfigDict, workdir: str, data: data_
     )
     keras.utils.set_random_seed(config.training.seed)
     with strategy.scope():
-        model = build_model(config, data.num_classes, data.mean_rgb)
+        model = model_fn() if model_fn is not None else build_model(config, data.num_classes, data.mean_rgb)
         chain, backup, nan_guard = _callbacks(config, paths, chief, steps_per_epoch)
         chain[-1:-1] = list(callbacks)
         if not backup.exists(paths.backup):
             warm_start(model, config)
-        compile_model(model, config, learning_rate)
+        compile_model(model, config, learning_rate, loss)
         model.optimizer.build(model.trainable_variables)
         start_step = backup.restore(model)
         _resume_learning_rate(model, backup.stateful["plateau"], learning_rate)
