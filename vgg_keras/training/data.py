@@ -25,6 +25,7 @@ class TrainingData:
         mean_rgb: Mean RGB pixel subtracted inside the model (None: estimate it).
         eval_source: The validation `Source` (for evaluation after training).
         train_source: The training `Source`.
+        num_eval_examples: Validation examples (None if unknown: counted when needed).
     """
 
     train_fn: Callable
@@ -35,6 +36,7 @@ class TrainingData:
     mean_rgb: tuple | None = None
     eval_source: object = None
     train_source: object = None
+    num_eval_examples: int | None = None
 
 
 def _source_kwargs(config) -> dict:
@@ -142,7 +144,8 @@ def training_data(config, global_batch_size: int) -> TrainingData:
                                      crop_size=d.crop_size, input_context=input_context)
 
     return TrainingData(train_fn, eval_fn, train_source.num_classes, tuple(train_source.class_names),
-                        train_source.num_examples, tuple(d.mean_rgb) or None, eval_source, train_source)
+                        train_source.num_examples, tuple(d.mean_rgb) or None, eval_source, train_source,
+                        eval_source.num_examples)
 
 
 def _synthetic_arrays(num_classes: int, image_size: int, num_examples: int, seed: int):
@@ -194,4 +197,5 @@ def synthetic_training_data(num_classes: int = 4, image_size: int = 32, num_trai
         return dataset.batch(batch).prefetch(2)
 
     names = tuple(f"class_{i}" for i in range(num_classes))
-    return TrainingData(train_fn, eval_fn, num_classes, names, num_train, (127.5, 127.5, 127.5))
+    return TrainingData(train_fn, eval_fn, num_classes, names, num_train, (127.5, 127.5, 127.5),
+                        num_eval_examples=num_eval)

@@ -173,7 +173,8 @@ def compile_model(model: keras.Model, config: ml_collections.ConfigDict, learnin
     model.compile(
         optimizer=optimizer,
         loss="sparse_categorical_crossentropy",
-        metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy")],
+        # Weighted: distributed validation pads with zero-weight examples (strategy.even_eval_fn).
+        weighted_metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy")],
         jit_compile=t.jit_compile,
         steps_per_execution=t.steps_per_execution,
     )
@@ -185,9 +186,20 @@ def compile_model(model: keras.Model, config: ml_collections.ConfigDict, learnin
 
 def _distribute(strategy, dataset_fn):
     """A plain dataset on one device; per-worker input pipelines under a real strategy."""
-    if strategy.num_replicas_in_sync == 1 and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if not strategy_lib.is_distributed(strategy):
         return dataset_fn(None)
     return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def _validation_data(strategy, data, global_batch_size: int):
+    """`(dataset, steps)` of the validation split; distributed, padded so each example counts once."""
+    if not strategy_lib.is_distributed(strategy):
+        return data.eval_fn(None), None
+    num_examples = data.num_eval_examples
+    if not num_examples:  # unknown size: one pass to count (the padding must know it)
+        num_examples = sum(int(tf.shape(tf.nest.flatten(batch)[0])[0]) for batch in data.eval_fn(None))
+    dataset_fn, steps = strategy_lib.even_eval_fn(data.eval_fn, num_examples, global_batch_size)
+    return _distribute(strategy, dataset_fn), steps
 
 
 def _config_dict(config: ml_collections.ConfigDict) -> dict:
@@ -316,7 +328,7 @@ def _fit(model, strategy, data, config, chain, start_step: int, steps_per_epoch:
     """Runs the remaining epochs; an epoch interrupted mid-way is first finished on its own."""
     epochs, seed = config.training.epochs, config.training.seed
     epoch, offset = divmod(start_step, steps_per_epoch)
-    eval_data = _distribute(strategy, data.eval_fn)
+    eval_data, eval_steps = _validation_data(strategy, data, config.training.batch_size)
     verbose = config.training.verbose
 
     def train_data():
@@ -325,14 +337,14 @@ def _fit(model, strategy, data, config, chain, start_step: int, steps_per_epoch:
         step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         return _distribute(strategy, lambda ctx: data.train_fn(ctx, seed + step))
 
-    with _multi_worker_fit(model, strategy):
+    with _multi_worker_fit(model, strategy), strategy_lib.synchronized_batch_norm(model, strategy):
         if offset and epoch < epochs:
-            model.fit(train_data(), validation_data=eval_data, initial_epoch=epoch, epochs=epoch + 1,
-                      steps_per_epoch=steps_per_epoch - offset, callbacks=chain, verbose=verbose, shuffle=False)
+            model.fit(train_data(), validation_data=eval_data, validation_steps=eval_steps, initial_epoch=epoch,
+                      epochs=epoch + 1, steps_per_epoch=steps_per_epoch - offset, callbacks=chain, verbose=verbose, shuffle=False)
             epoch += 1
         if epoch < epochs and not model.stop_training:
-            model.fit(train_data(), validation_data=eval_data, initial_epoch=epoch, epochs=epochs,
-                      steps_per_epoch=steps_per_epoch, callbacks=chain, verbose=verbose, shuffle=False)
+            model.fit(train_data(), validation_data=eval_data, validation_steps=eval_steps, initial_epoch=epoch,
+                      epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=chain, verbose=verbose, shuffle=False)
 
 
 def _resolved(config, strategy, data, learning_rate: float, steps_per_epoch: int) -> dict:
