@@ -13,7 +13,9 @@ import tensorflow as tf
 
 from vgg_keras.training.config import STRATEGIES
 
-__all__ = ["even_eval_fn", "is_chief", "is_distributed", "make_strategy", "synchronized_batch_norm", "task_name"]
+__all__ = [
+    "even_eval_fn", "is_chief", "is_distributed", "make_strategy", "split_cpu", "synchronized_batch_norm", "task_name",
+]
 
 
 def _tpu_strategy(tpu_address: str | None) -> tf.distribute.Strategy:
@@ -45,12 +47,35 @@ def _local_devices() -> list[str]:
     return [device.name for device in devices]
 
 
+def split_cpu(num_devices: int) -> None:
+    """Splits the CPU into `num_devices` logical devices: "mirrored" then runs that many replicas.
+
+    So a multi-replica run (and its synchronized BatchNorm, padded validation) can be
+    reproduced on any machine without GPUs. Call it before TensorFlow runs anything.
+
+    Args:
+        num_devices: Logical CPU devices, >= 1.
+
+    Raises:
+        ValueError: If `num_devices` is not a positive int.
+        RuntimeError: If TensorFlow has already initialised its devices.
+    """
+    if isinstance(num_devices, bool) or not isinstance(num_devices, int) or num_devices < 1:
+        raise ValueError(f"cpu_devices={num_devices!r}; expected a positive int.")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
+    except RuntimeError as error:
+        raise RuntimeError(f"cpu_devices={num_devices} must be set before TensorFlow runs anything "
+                           f"(call split_cpu first): {error}") from error
+
+
 def make_strategy(name: str = "auto", tpu_address: str | None = None) -> tf.distribute.Strategy:
     """Creates the distribution strategy of a training run.
 
     Args:
-        name: "auto" (MirroredStrategy when several GPUs are visible, else the default
-            strategy), "default" (one device), "mirrored" (all local GPUs; without GPUs every logical CPU device),
+        name: "auto" (MirroredStrategy when several GPUs, or several logical CPUs from
+            `split_cpu`, are visible, else the default strategy), "default" (one device), "mirrored" (all local GPUs; without GPUs every logical CPU device),
             "multi_worker" (MultiWorkerMirroredStrategy from `TF_CONFIG`: several machines)
             or "tpu".
         tpu_address: The TPU name or `grpc://` address, for "tpu".
@@ -64,7 +89,7 @@ def make_strategy(name: str = "auto", tpu_address: str | None = None) -> tf.dist
     if name not in STRATEGIES:
         raise ValueError(f"strategy={name!r}; allowed: {', '.join(map(repr, STRATEGIES))}.")
     if name == "auto":
-        name = "mirrored" if len(tf.config.list_logical_devices("GPU")) > 1 else "default"
+        name = "mirrored" if len(_local_devices()) > 1 else "default"
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
