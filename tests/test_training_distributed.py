@@ -227,7 +227,7 @@ def test_mirrored_validation_counts_every_example_for_any_size(tmp_path):
     config.update({"training.epochs": 1, "training.steps_per_epoch": 1, "optimizer.weight_decay_mode": "none"})
     args = {"cases": cases, "config": config, "workdir": str(tmp_path / "work"), "out": str(tmp_path / "eval.json")}
     _finish(_start(tmp_path, args, child=_EVAL_CHILD))
-    for case in json.load(open(tmp_path / "eval.json")):
+    for case in json.loads((tmp_path / "eval.json").read_text()):
         (num_eval, _), single, distributed = case["case"], case["single"], case["distributed"]
         assert distributed["examples"] == num_eval, case  # each example exactly once, padding weightless
         for key in ("loss", "accuracy"):
@@ -312,3 +312,25 @@ def test_kill_9_and_restart_matches_an_uninterrupted_run(tmp_path):
     np.testing.assert_allclose(res["history"]["val_loss"][-1], ref["history"]["val_loss"][-1], rtol=0.5)
     assert res["history"]["epoch"][:1] == ref["history"]["epoch"][:1]
     np.testing.assert_allclose(res["history"]["loss"][0], ref["history"]["loss"][0], rtol=1e-5)
+
+
+def test_train_recipe_cpu_devices_runs_mirrored_and_evaluates_every_image(tmp_path):
+    """`--cpu_devices=2`: two replicas without a GPU; vgg_shapes/tiny's 24 validation images in
+    global batches of 64 (the case that crashed the first validation) are all counted."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    workdir = tmp_path / "run"
+    command = [
+        sys.executable, "recipes/train.py", "--config=recipes/configs/quickstart.py", f"--workdir={workdir}",
+        "--cpu_devices=2", "--config.data.name=vgg_shapes/tiny", f"--config.data.data_dir={tmp_path / 'tfds'}",
+        "--config.training.epochs=2", "--config.training.steps_per_epoch=1", "--config.data.mean_rgb_images=32",
+        "--config.after.eval_methods=('center',)", "--config.after.eval_scales=(72,)", "--config.after.export=False",
+    ]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", MPLBACKEND="Agg")
+    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-4000:]
+    resolved = json.loads((workdir / "config.json").read_text())["resolved"]
+    assert resolved["num_replicas"] == 2 and resolved["strategy"] == "MirroredStrategy"
+    rows = (workdir / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 3 and "val_accuracy" in rows[0], "both validations ran"
+    report = json.loads(next(workdir.rglob("results.json")).read_text())
+    assert {row["num_images"] for row in report["rows"]} == {24}, "the after-training evaluation sees every image"
