@@ -236,6 +236,38 @@ def test_mirrored_validation_counts_every_example_for_any_size(tmp_path):
             np.testing.assert_allclose(case["history"][f"val_{key}"][-1], single[key], rtol=2e-5, err_msg=key)
 
 
+def test_even_eval_fn_and_split_cpu_reject_bad_sizes():
+    from vgg_keras.training import strategy as strategy_lib
+
+    with pytest.raises(ValueError, match="num_examples=0"):
+        strategy_lib.even_eval_fn(lambda ctx: None, num_examples=0, global_batch_size=16)
+    with pytest.raises(ValueError, match="global_batch_size=2.5"):
+        strategy_lib.even_eval_fn(lambda ctx: None, num_examples=24, global_batch_size=2.5)
+    with pytest.raises(ValueError, match="cpu_devices=0"):
+        strategy_lib.split_cpu(0)  # checked before TensorFlow is touched
+
+
+def test_synchronized_batch_norm_only_while_inside_and_with_several_replicas():
+    import types
+
+    import keras
+
+    from vgg_keras.training import strategy as strategy_lib
+
+    inputs = keras.Input((4, 4, 3))
+    inner = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.BatchNormalization()])  # nested model
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(inner(inputs)))
+    norms = [model.layers[-1], inner.layers[0]]
+    with strategy_lib.synchronized_batch_norm(model, types.SimpleNamespace(num_replicas_in_sync=1)) as switched:
+        assert switched == [] and not any(layer.synchronized for layer in norms)
+    two_replicas = types.SimpleNamespace(num_replicas_in_sync=2)
+    with pytest.raises(RuntimeError), strategy_lib.synchronized_batch_norm(model, two_replicas) as switched:
+        assert sorted(map(id, switched)) == sorted(map(id, norms)) and all(layer.synchronized for layer in norms)
+        raise RuntimeError("fit failed")  # restored also when fit raises
+    assert not any(layer.synchronized for layer in norms)
+    assert not any(layer["config"].get("synchronized") for layer in model.get_config()["layers"])
+
+
 def _free_ports(count):
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:

@@ -1,4 +1,5 @@
-"""`tf.distribute` strategy factory and the worker's role in a multi-worker run."""
+"""`tf.distribute` for training: the strategy factory, the worker's role, logical CPU devices,
+validation padded to whole global batches and synchronized BatchNorm."""
 
 from __future__ import annotations
 
