@@ -3,6 +3,7 @@
     python recipes/train.py --config=recipes/configs/quickstart.py --workdir=runs/quickstart
     python recipes/train.py --config=recipes/configs/d_s256.py --workdir=runs/d_s256 \
         --config.data.data_dir=/data/tfds --config.data.manual_dir=/data/imagenet --strategy=mirrored
+    python recipes/train.py --config=recipes/configs/quickstart.py --workdir=runs/q2 --cpu_devices=2  # 2 replicas
 
 Rerunning the same command resumes from the last backup. Any config field can be
 overridden: --config.training.batch_size=128 --config.optimizer.learning_rate=0.005 ...
@@ -26,6 +27,9 @@ _STRATEGY = flags.DEFINE_enum("strategy", None, list(config_lib.STRATEGIES),
                               "Shortcut for --config.training.strategy.")
 _TPU = flags.DEFINE_string("tpu_address", None, "Shortcut for --config.training.tpu_address.")
 _BACKUP = flags.DEFINE_integer("backup_every_steps", None, "Shortcut for --config.training.backup_every_steps.")
+_CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", None, "Split the CPU into N logical devices: without GPUs, the mirrored strategy then runs "
+    "N replicas (reproduce a multi-replica run on any machine).", lower_bound=1)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -48,6 +52,8 @@ def main(argv):
     del argv
     from vgg_keras import training  # pylint: disable=import-outside-toplevel  # TensorFlow: after check()
 
+    if _CPU_DEVICES.value:
+        training.strategy.split_cpu(_CPU_DEVICES.value)  # before any TensorFlow op runs
     result = training.run_experiment(_config(), _WORKDIR.value)
     print(result.summary())
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -27,7 +26,7 @@ class TrainingData:
         mean_rgb: Mean RGB pixel subtracted inside the model (None: estimate it).
         eval_source: The validation `Source` (for evaluation after training).
         train_source: The training `Source`.
-        num_eval_batches: Batches of one pass of `eval_fn(None)` (None if unknown).
+        num_eval_examples: Validation examples (None if unknown: counted when needed).
     """
 
     train_fn: Callable
@@ -38,7 +37,7 @@ class TrainingData:
     mean_rgb: tuple | None = None
     eval_source: object = None
     train_source: object = None
-    num_eval_batches: int | None = None
+    num_eval_examples: int | None = None
 
 
 def _source_kwargs(config) -> dict:
@@ -162,11 +161,7 @@ def training_data(config, global_batch_size: int, sources=None) -> TrainingData:
 
     return TrainingData(train_fn, eval_fn, train_source.num_classes, tuple(train_source.class_names),
                         train_source.num_examples, tuple(d.mean_rgb) or None, eval_source, train_source,
-                        _num_batches(eval_source.num_examples, global_batch_size))
-
-
-def _num_batches(num_examples: int | None, batch_size: int) -> int | None:
-    return None if num_examples is None else max(1, math.ceil(num_examples / batch_size))
+                        eval_source.num_examples)
 
 
 def _synthetic_arrays(num_classes: int, image_size: int, num_examples: int, seed: int):
@@ -219,7 +214,7 @@ def arrays_training_data(train: tuple, evaluation: tuple, batch_size: int, class
 
     names = tuple(class_names)
     return TrainingData(train_fn, eval_fn, len(names), names, len(train_labels), tuple(mean_rgb),
-                        num_eval_batches=_num_batches(len(eval_labels), batch_size))
+                        num_eval_examples=len(eval_labels))
 
 
 def synthetic_training_data(num_classes: int = 4, image_size: int = 32, num_train: int = 256,

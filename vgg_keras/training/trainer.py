@@ -182,7 +182,8 @@ def compile_model(model: keras.Model, config: ml_collections.ConfigDict, learnin
     model.compile(
         optimizer=optimizer,
         loss=loss,
-        metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy")],
+        # Weighted: distributed validation pads with zero-weight examples (strategy.even_eval_fn).
+        weighted_metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy")],
         jit_compile=t.jit_compile,
         steps_per_execution=t.steps_per_execution,
     )
@@ -194,9 +195,25 @@ def compile_model(model: keras.Model, config: ml_collections.ConfigDict, learnin
 
 def _distribute(strategy, dataset_fn):
     """A plain dataset on one device; per-worker input pipelines under a real strategy."""
-    if strategy.num_replicas_in_sync == 1 and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if not strategy_lib.is_distributed(strategy):
         return dataset_fn(None)
     return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def _validation_data(strategy, data, global_batch_size: int):
+    """`(dataset, steps)` of one validation pass that counts each example once.
+
+    On one device the steps of one pass when the size is known, so Keras does not warn that
+    the input "ran out of data"; distributed, padded to full global batches (`even_eval_fn`).
+    """
+    num_examples = data.num_eval_examples
+    if not strategy_lib.is_distributed(strategy):
+        steps = None if num_examples is None else max(1, math.ceil(num_examples / global_batch_size))
+        return data.eval_fn(None), steps
+    if not num_examples:  # unknown size: one pass to count (the padding must know it)
+        num_examples = sum(int(tf.shape(tf.nest.flatten(batch)[0])[0]) for batch in data.eval_fn(None))
+    dataset_fn, steps = strategy_lib.even_eval_fn(data.eval_fn, num_examples, global_batch_size)
+    return _distribute(strategy, dataset_fn), steps
 
 
 def _config_dict(config: ml_collections.ConfigDict) -> dict:
@@ -346,17 +363,6 @@ class _StopAfterEpoch(keras.callbacks.Callback):
         self.model.stop_training = True
 
 
-def _distributed(strategy) -> bool:
-    return strategy.num_replicas_in_sync > 1 or isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-
-
-def _validation_steps(strategy, data) -> int | None:
-    """Batches of one validation pass when known, so Keras does not warn that it "ran out of data"."""
-    if _distributed(strategy):
-        return None  # per-replica shards: the strategy's business
-    return data.num_eval_batches
-
-
 def _verbosity(verbose: int) -> int:
     # Keras' progress bar redraws itself with \b and \r: in a log file, one line per epoch.
     return 2 if verbose == 1 and not sys.stdout.isatty() else verbose
@@ -373,18 +379,18 @@ def _fit(model, strategy, data, config, chain, start_step: int, steps_per_epoch:
     """
     epochs, seed = config.training.epochs, config.training.seed
     first_epoch, offset = divmod(start_step, steps_per_epoch)
-    eval_data = _distribute(strategy, data.eval_fn)
-    validation_steps = _validation_steps(strategy, data)
+    eval_data, validation_steps = _validation_data(strategy, data, config.training.batch_size)
     verbose = _verbosity(config.training.verbose)
-    for epoch in range(first_epoch, epochs):
-        skip = offset if epoch == first_epoch else 0
-        train_data = _distribute(strategy, _epoch_stream(data.train_fn, _epoch_seed(seed, epoch), skip))
-        with _multi_worker_fit(model, strategy):
-            model.fit(train_data, validation_data=eval_data, validation_steps=validation_steps,
-                      initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps_per_epoch - skip,
-                      callbacks=chain + [_StopAfterEpoch()], verbose=verbose, shuffle=False)
-        if failed():
-            return
+    with strategy_lib.synchronized_batch_norm(model, strategy):
+        for epoch in range(first_epoch, epochs):
+            skip = offset if epoch == first_epoch else 0
+            train_data = _distribute(strategy, _epoch_stream(data.train_fn, _epoch_seed(seed, epoch), skip))
+            with _multi_worker_fit(model, strategy):
+                model.fit(train_data, validation_data=eval_data, validation_steps=validation_steps,
+                          initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps_per_epoch - skip,
+                          callbacks=chain + [_StopAfterEpoch()], verbose=verbose, shuffle=False)
+            if failed():
+                return
 
 
 def _resume_learning_rate(model, plateau, learning_rate: float) -> None:
