@@ -69,6 +69,29 @@ def test_mode_follows_the_weights():
         P.preprocess_input(x, weights="imagenet")
 
 
+def test_a_weights_entry_carries_its_preprocessing_without_arch():
+    x = _images((1, 4, 4, 3))
+    for entry in vgg_keras.list_weights():
+        expected = P.preprocess_input(x, mode=entry.preprocessing)
+        np.testing.assert_array_equal(P.preprocess_input(x, weights=entry), expected)
+        assert entry.normalization == P.normalization(entry.preprocessing)
+    modes = {entry.source: entry.preprocessing for entry in vgg_keras.list_weights("vgg16")}
+    assert modes == {"keras": "caffe", "torchvision": "torch"}
+
+
+def test_normalization_is_a_leaf_and_old_modes_name_warns():
+    import subprocess
+    import sys
+
+    # The leaf imports neither preprocessing (Keras) nor weights (h5py), so neither imports the other at load.
+    code = ("import sys, vgg_keras.normalization; "
+            "print(sorted(m for m in sys.modules if m.startswith(('vgg_keras.', 'keras', 'h5py'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "['vgg_keras.configs', 'vgg_keras.normalization']"
+    with pytest.warns(DeprecationWarning, match="PREPROCESSING_MODES"):
+        assert P.MODES is P.PREPROCESSING_MODES
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [

@@ -22,7 +22,7 @@ __all__ = ["torch_model", "torch_forward", "numpy_forward"]
 
 def _torch_images(images: np.ndarray) -> np.ndarray:
     """RGB [0, 255] NHWC -> torchvision-normalised NCHW float32."""
-    norm = preprocessing_lib.MODES["torch"]
+    norm = preprocessing_lib.PREPROCESSING_MODES["torch"]
     x = np.asarray(images, dtype="float32") / 255.0
     x = (x - np.asarray(norm.mean, "float32")) / np.asarray(norm.std, "float32")
     return np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2)))

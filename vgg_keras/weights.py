@@ -41,7 +41,7 @@ import keras
 import numpy as np
 
 from vgg_keras import configs as configs_lib
-from vgg_keras import preprocessing as preprocessing_lib
+from vgg_keras import normalization as normalization_lib
 
 __all__ = [
     "check_weights_argument",
@@ -135,6 +135,11 @@ class PretrainedWeights:
     @property
     def tag(self) -> str:
         return f"imagenet-{self.source}"
+
+    @property
+    def normalization(self) -> normalization_lib.Normalization:
+        """The input normalisation these weights expect (`preprocess_input(x, weights=entry)`)."""
+        return normalization_lib.normalization(self.preprocessing)
 
     @property
     def config(self) -> str:
@@ -242,11 +247,12 @@ def resolve_weights(weights: str, arch: str) -> PretrainedWeights:
     raise ValueError(f"weights={weights!r} has no file for {name}; available for {name}: 'imagenet', {available}.")
 
 
-def preprocessing_mode_for(weights, arch: str | None = None, default: str = preprocessing_lib.DEFAULT_MODE) -> str:
+def preprocessing_mode_for(weights, arch: str | None = None, default: str = normalization_lib.DEFAULT_MODE) -> str:
     """The preprocessing mode ("caffe", "torch", "mean_rgb") that `weights` expect.
 
     Args:
-        weights: None, a tag from `TAGS`, or a weights file path.
+        weights: None, a `PretrainedWeights` entry (it names its mode, no `arch` needed), a
+            tag from `TAGS`, or a weights file path.
         arch: The model name; needed for "imagenet", whose source depends on it.
         default: The mode for None, and for files that do not record one (Keras 3 files
             not written by `save_weights`).
@@ -259,6 +265,8 @@ def preprocessing_mode_for(weights, arch: str | None = None, default: str = prep
     """
     if weights is None:
         return default
+    if isinstance(weights, PretrainedWeights):
+        return weights.preprocessing
     if is_pretrained_tag(weights):
         modes = {entry.preprocessing for entry in REGISTRY if weights in (entry.tag, "imagenet")}
         if arch is None and len(modes) > 1:
@@ -779,7 +787,7 @@ def save_weights(model: keras.Model, path: str, *, preprocessing: str) -> str:
     Raises:
         ValueError: For an unknown mode or a path not ending in ".weights.h5".
     """
-    preprocessing_lib.normalization(preprocessing)
+    normalization_lib.normalization(preprocessing)
     if not str(path).endswith(".weights.h5"):
         raise ValueError(f"path={path!r}; allowed: a file name ending in '.weights.h5'.")
     model.save_weights(path)

@@ -108,7 +108,7 @@ def resolve_normalizer(model: keras.Model, preprocessing: str | Callable | None)
     if preprocessing is None:
         raise ValueError(
             f"preprocessing=None, but model {model.name!r} has no {PREPROCESSING_LAYER!r} layer; pass the "
-            f"normalisation it was trained with: one of {sorted(preprocessing_lib.MODES)}, "
+            f"normalisation it was trained with: one of {sorted(preprocessing_lib.PREPROCESSING_MODES)}, "
             f"{NO_PREPROCESSING!r}, or a preprocessing layer."
         )
     if preprocessing == NO_PREPROCESSING:

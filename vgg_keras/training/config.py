@@ -11,6 +11,7 @@ from __future__ import annotations
 import ml_collections
 
 from vgg_keras import configs as configs_lib
+from vgg_keras.normalization import IMAGENET_MEAN_RGB
 
 __all__ = [
     "PRECISIONS",
@@ -24,8 +25,6 @@ __all__ = [
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 WEIGHT_DECAY_MODES = ("l2", "decoupled", "none")
-# Mean RGB of the ILSVRC-2012 training set (the Caffe constants, in RGB order).
-IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
 PAPER_BATCH_SIZE = 256
 
 
