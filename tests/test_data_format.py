@@ -199,7 +199,8 @@ JAX_SCRIPT = textwrap.dedent(
     import json, sys
     import keras, numpy as np
     import vgg_keras
-    from vgg_keras import convert, models
+    from vgg_keras import models
+    from vgg_keras.tools import convert
 
     assert keras.backend.backend() == "jax"
     keras.config.set_image_data_format("channels_first")

@@ -27,3 +27,24 @@ def test_import_does_not_load_the_heavy_subpackages():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
+
+
+def test_split_packages_reexport_every_public_name_from_their_submodules():
+    import importlib
+
+    for package in ("vgg_keras.weights", "vgg_keras.localization"):
+        module = importlib.import_module(package)
+        for name in module.__all__:
+            value = getattr(module, name)
+            if callable(value):  # functions and classes are defined in one of the package's own modules
+                assert value.__module__.startswith(package + "."), (package, name, value.__module__)
+
+
+def test_moved_tool_modules_warn_and_are_the_same_module():
+    code = ("import warnings, vgg_keras.tools.convert as new; warnings.simplefilter('error'); "
+            "import vgg_keras.convert as old")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "vgg_keras.tools.convert" in out.stderr and "DeprecationWarning" in out.stderr, out.stderr[-2000:]
+    code = "import warnings, vgg_keras.convert as old, vgg_keras.tools.convert as new; print(old is new)"
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "True", out.stderr[-2000:]

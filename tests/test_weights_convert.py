@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from vgg_keras import convert, reference
+from vgg_keras.tools import convert, reference
 from vgg_keras import weights as W
 
 SMALL = dict(width_multiplier=0.125, fc_units=16, classes=10, base_size=32)

@@ -130,7 +130,8 @@ def test_tag_end_to_end_through_env_overrides(server, tmp_path, monkeypatch):
     mirrored = dataclasses.replace(entry, files=(W.WeightsFile(f"https://example.invalid/vgg11-{prefix}.pth", prefix,
                                                                "sha256_prefix"),))
     handler.files[f"vgg11-{prefix}.pth"] = data
-    monkeypatch.setattr(W, "REGISTRY", tuple(mirrored if e is entry else e for e in W.REGISTRY))
+    # The registry module is what resolve_weights reads (vgg_keras.weights re-exports it).
+    monkeypatch.setattr(W.registry, "REGISTRY", tuple(mirrored if e is entry else e for e in W.REGISTRY))
     monkeypatch.setenv(W.BASE_URL_ENV, url)
     monkeypatch.setenv(W.CACHE_ENV, str(tmp_path))
     model = vgg_keras.VGG11(weights="imagenet", include_top=False, width_multiplier=0.125, input_shape=(32, 32, 3))

@@ -31,7 +31,8 @@ _MODEL_NAMES = {name: module for module, names in _MODEL_MODULES.items() for nam
 __version__ = "0.1.0.dev0"
 
 _SUBMODULES = (
-    "data", "evaluation", "training", "export", "localization", "features", "convert", "reference", "perceptual",
+    "data", "evaluation", "training", "export", "localization", "features", "perceptual", "tools", "weights",
+    "normalization", "convert", "reference",
 )
 # Public names that live in lazily imported sub-packages: name -> module.
 _LAZY_NAMES = {
