@@ -1,16 +1,44 @@
 """The package surface: every public name resolves, lazy sub-packages load on demand."""
 
+import importlib
 import subprocess
 import sys
+
+import pytest
 
 import vgg_keras
 
 
-def test_every_public_name_resolves():
+def test_every_public_name_is_the_object_of_its_home_module():
+    assert len(vgg_keras.__all__) == len(set(vgg_keras.__all__))
     for name in vgg_keras.__all__:
-        assert getattr(vgg_keras, name) is not None, name
-    assert vgg_keras.evaluate is vgg_keras.evaluation.evaluate
-    assert vgg_keras.export_saved_model is vgg_keras.export.export_saved_model
+        home = "vgg_keras.configs" if name == "CONFIGS" else vgg_keras._MODEL_NAMES[name]
+        assert getattr(vgg_keras, name) is getattr(importlib.import_module(home), name), name
+    assert {"build", "VGG16", "list_weights", "preprocess_input", "convert_weights"} <= set(vgg_keras.__all__)
+
+
+def test_old_root_entry_points_warn_and_point_to_their_subpackage():
+    for name, module in vgg_keras._DEPRECATED_NAMES.items():
+        assert name not in vgg_keras.__all__
+        with pytest.warns(DeprecationWarning, match=f"use {module}.{name}"):
+            assert getattr(vgg_keras, name) is getattr(importlib.import_module(module), name)
+    assert {"train", "evaluate", "base_config", "make_strategy"} <= set(vgg_keras._DEPRECATED_NAMES)
+
+
+@pytest.mark.parametrize(
+    "module,old,new",
+    [
+        ("vgg_keras.preprocessing", "MODES", "PREPROCESSING_MODES"),
+        ("vgg_keras.localization", "MODES", "LOCALIZER_MODES"),
+        ("vgg_keras.export.signatures", "MODES", "SERVING_MODES"),
+        ("vgg_keras.export.saved_model", "load_model", "as_keras_model"),
+    ],
+)
+def test_renamed_names_keep_their_old_name_with_a_warning(module, old, new):
+    module = importlib.import_module(module)
+    with pytest.warns(DeprecationWarning, match=new):
+        assert getattr(module, old) is getattr(module, new)
+    assert old not in getattr(module, "__all__", ())
 
 
 def test_unknown_attribute_is_an_attribute_error():

@@ -114,7 +114,7 @@ def test_recipe_flag_choices_match_the_library():
     from vgg_keras.export import signatures
 
     recipes = os.path.join(ROOT, "recipes")
-    assert _assigned_tuple(os.path.join(recipes, "export.py"), "MODES") == signatures.MODES
+    assert _assigned_tuple(os.path.join(recipes, "export.py"), "SERVING_MODES") == signatures.SERVING_MODES
     assert _assigned_tuple(os.path.join(recipes, "transfer.py"), "AGGREGATIONS") == features.AGGREGATIONS
     assert _assigned_tuple(os.path.join(recipes, "transfer.py"), "LOSSES") == features.LOSSES
 

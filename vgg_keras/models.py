@@ -452,7 +452,10 @@ def build(
 
 
 def get_model(name: str, /, **kwargs) -> keras.Model:
-    """Builds a model by name, e.g. `get_model("vgg16_bn", weights=None, name="mine")`.
+    """The alias of `build` (same arguments, same model), e.g. `get_model("vgg16_bn", weights=None)`.
+
+    Kept under the name model zoos use (`timm.create_model`, keras-hub presets): there is
+    exactly one way to build a model, and this is it under a second name.
 
     Args:
         name: Any name `list_models()` shows, or a paper letter ("A" ... "E", "A-LRN").

@@ -36,6 +36,7 @@ Typical use::
                                                 output_dir="runs/localization")
 """
 
+from vgg_keras._deprecation import deprecated_attributes
 from vgg_keras.localization.boxes import (
     BOX_FORMAT,
     IOU_THRESHOLD,
@@ -55,7 +56,7 @@ from vgg_keras.localization.evaluation import (
 from vgg_keras.localization.heads import (
     BOX_LAYER,
     ClassBoxSelection,
-    MODES,
+    LOCALIZER_MODES,
     box_training_model,
     build_localizer,
     euclidean_loss,
@@ -68,7 +69,7 @@ __all__ = [
     "BOX_FORMAT",
     "BOX_LAYER",
     "IOU_THRESHOLD",
-    "MODES",
+    "LOCALIZER_MODES",
     "ClassBoxSelection",
     "LocalizationReport",
     "box_eval_dataset",
@@ -88,3 +89,5 @@ __all__ = [
     "to_center_xywh",
     "train_localizer",
 ]
+
+__getattr__ = deprecated_attributes(__name__, {"MODES": ("vgg_keras.localization.heads", "LOCALIZER_MODES")})

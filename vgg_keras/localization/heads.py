@@ -8,7 +8,7 @@ import keras
 from vgg_keras import models as models_lib
 
 BOX_LAYER = "box_predictions"
-MODES = ("scr", "pcr")
+LOCALIZER_MODES = ("scr", "pcr")
 
 
 @keras.saving.register_keras_serializable(package="vgg_keras")
@@ -77,8 +77,8 @@ def build_localizer(classifier: keras.Model, mode: str = "scr", *, kernel_initia
     """
     if not isinstance(classifier, keras.Model):
         raise TypeError(f"classifier must be a keras.Model; received {type(classifier).__name__}.")
-    if mode not in MODES:
-        raise ValueError(f"Invalid mode={mode!r}. Allowed: {', '.join(repr(m) for m in MODES)}.")
+    if mode not in LOCALIZER_MODES:
+        raise ValueError(f"mode={mode!r}; allowed: {', '.join(map(repr, LOCALIZER_MODES))}.")
     clone, features = _trunk(classifier)
     classes = int(clone.get_layer("predictions").units)
     units = 4 if mode == "scr" else 4 * classes
