@@ -70,7 +70,7 @@ def normalization(mode: str = DEFAULT_MODE, mean: Sequence[float] | None = None)
             given with another mode.
     """
     if mode not in PREPROCESSING_MODES:
-        raise ValueError(f"Unknown preprocessing mode={mode!r}. Allowed: {', '.join(map(repr, PREPROCESSING_MODES))}.")
+        raise ValueError(f"mode={mode!r}; allowed: {', '.join(map(repr, PREPROCESSING_MODES))} (preprocessing modes).")
     if mean is None:
         return PREPROCESSING_MODES[mode]
     if mode != "mean_rgb":

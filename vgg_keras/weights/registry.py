@@ -169,7 +169,7 @@ def resolve_weights(weights: str, arch: str) -> PretrainedWeights:
         ValueError: For an unknown tag, or an architecture without weights from that source.
     """
     if weights not in TAGS:
-        raise ValueError(f"Unknown weights={weights!r}. Allowed: None, a path to a weights file, or one of {TAGS}.")
+        raise ValueError(f"weights={weights!r}; allowed: None, a path to a weights file, or one of {TAGS}.")
     name = configs_lib.canonical_name(*configs_lib.resolve_model_name(arch))
     entries = list_weights(name)
     if not entries:
