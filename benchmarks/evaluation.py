@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from _timing import race  # noqa: E402  (benchmarks/ is the script's directory)
 from vgg_keras import models  # noqa: E402
 from vgg_keras.data import crops as crops_lib  # noqa: E402
 from vgg_keras.evaluation import protocol  # noqa: E402
@@ -88,18 +87,6 @@ _ROWS = (
 )
 
 
-def _time(peers: dict, rounds: int) -> dict[str, float]:
-    for fn in peers.values():
-        fn()  # warm-up: traces every shape
-    times: dict[str, list[float]] = {name: [] for name in peers}
-    for _ in range(rounds):
-        for name, fn in peers.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--width", type=float, default=0.25, help="VGG16 width multiplier")
@@ -109,7 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     model = models.build("D", weights=None, width_multiplier=args.width, fc_units=args.fc_units)
     runner = prepare_model(model)
-    seconds = _time(_peers(model, runner, _at_scales(_images(args.images))), args.rounds)
+    seconds = race(_peers(model, runner, _at_scales(_images(args.images))), args.rounds)
     per_image = {name: value / args.images for name, value in seconds.items()}
     print(f"\nVGG16 (config D) width {args.width}, fc {args.fc_units}, {args.images} images "
           f"{[s for s in (SHAPES * args.images)[:args.images]]}, Q={SCALES}, crop {CROP}, "

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -20,6 +18,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import vgg_keras  # noqa: E402
+from _timing import race  # noqa: E402  (benchmarks/ is the script's directory)
 
 
 def _builders():
@@ -39,24 +38,6 @@ def _train_step(model, images, labels):
     return lambda: model.train_on_batch(images, labels)
 
 
-def _time(step, batch: int) -> float:
-    start = time.perf_counter()
-    step()
-    return batch / (time.perf_counter() - start)
-
-
-def _race(steps: dict, batch: int, rounds: int) -> dict[str, float]:
-    for step in steps.values():  # Warm-up: tracing and first-call allocation.
-        step()
-    rates = {name: [] for name in steps}
-    order = list(steps)
-    for _ in range(rounds):
-        for name in order:
-            rates[name].append(_time(steps[name], batch))
-        order.reverse()  # A B, B A, ...: neither model always runs first (cache, allocator, turbo).
-    return {name: statistics.median(values) for name, values in rates.items()}
-
-
 def run(policy: str, batch: int, train_batch: int, rounds: int) -> list[tuple]:
     """Times both models under one dtype policy; returns table rows."""
     keras.mixed_precision.set_global_policy(policy)
@@ -65,8 +46,8 @@ def run(policy: str, batch: int, train_batch: int, rounds: int) -> list[tuple]:
     train_images = images[:train_batch]
     labels = rng.integers(0, 1000, train_batch)
     models = {name: build() for name, build in _builders().items()}
-    forward = _race({n: _forward_step(m, images) for n, m in models.items()}, batch, rounds)
-    train = _race({n: _train_step(m, train_images, labels) for n, m in models.items()}, train_batch, rounds)
+    forward = race({n: _forward_step(m, images) for n, m in models.items()}, rounds, items=batch)
+    train = race({n: _train_step(m, train_images, labels) for n, m in models.items()}, rounds, items=train_batch)
     keras.mixed_precision.set_global_policy("float32")
     return [(policy, "forward", forward), (policy, "train step", train)]
 

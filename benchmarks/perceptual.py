@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -33,21 +31,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from _timing import race  # noqa: E402  (benchmarks/ is the script's directory)
 from vgg_keras import perceptual  # noqa: E402
-
-
-def _race(steps: dict, items: int, rounds: int) -> dict[str, float]:
-    """Median items/s of each step, timed in alternating order after one warm-up call each."""
-    for step in steps.values():
-        step()
-    times = {name: [] for name in steps}
-    for round_index in range(rounds):
-        order = list(steps) if round_index % 2 == 0 else list(reversed(steps))
-        for name in order:
-            start = time.perf_counter()
-            steps[name]()
-            times[name].append(time.perf_counter() - start)
-    return {name: items / statistics.median(values) for name, values in times.items()}
 
 
 def _reference_and_ours(directory: str):
@@ -83,7 +68,7 @@ def lpips_table(pairs: int, rounds: int) -> list[tuple[str, float]]:
     }
     difference = np.abs(steps["vgg_keras LPIPS, eager"]() - run_reference()).max()
     print(f"max |distance difference| vs lpips: {difference:.2e}")
-    return list(_race(steps, pairs, rounds).items())
+    return list(race(steps, rounds, items=pairs).items())
 
 
 def _image_model() -> keras.Model:
@@ -108,7 +93,7 @@ def loss_table(batch: int, rounds: int) -> list[tuple[str, float]]:
         model = _image_model()
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss, jit_compile=False)
         steps[name] = lambda model=model: model.train_on_batch(x, y)
-    return list(_race(steps, batch, rounds).items())
+    return list(race(steps, rounds, items=batch).items())
 
 
 def main():

@@ -40,7 +40,7 @@ def check():
 
 def main(argv):
     del argv
-    from vgg_keras import convert  # pylint: disable=import-outside-toplevel  # TensorFlow: after check()
+    from vgg_keras.tools import convert  # pylint: disable=import-outside-toplevel  # TensorFlow: after check()
 
     extra = {"width_multiplier": _WIDTH.value, "fc_units": _FC_UNITS.value, "classes": _CLASSES.value,
              "base_size": _BASE_SIZE.value}

@@ -25,14 +25,14 @@ from absl import app, flags
 
 from vgg_keras import cli, preflight
 
-# vgg_keras.export.signatures.MODES (a test keeps them equal), here to check --mode before TensorFlow loads.
-MODES = ("center", "dense")
+# vgg_keras.export.signatures.SERVING_MODES (a test keeps them equal), here to check --mode before TensorFlow loads.
+SERVING_MODES = ("center", "dense")
 
 _MODEL = flags.DEFINE_string("model", None, "Model file (.keras) or name (vgg16, D, ...).")
 _EXPORT_ROOT = flags.DEFINE_string("export_root", "savedmodels", "TF Serving model repository.")
 _NAME = flags.DEFINE_string("model_name", None, "Serving name and directory (default: the model's name).")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: next free; never overwritten).")
-_MODE = flags.DEFINE_enum("mode", "center", list(MODES), "center crop or dense (whole image) evaluation.")
+_MODE = flags.DEFINE_enum("mode", "center", list(SERVING_MODES), "center crop or dense (whole image) evaluation.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Centre-crop side (default: the head's base size).")
 _RESIZE = flags.DEFINE_integer("resize_size", None, "Smallest side before cropping (default: the training run's "
                                "eval_scale from config.json beside --model, else 256/224 of the crop).")

@@ -7,7 +7,7 @@ import sys
 
 from vgg_keras import models
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
 
 
 def test_evaluate_recipe_on_builtin_dataset(tmp_path):

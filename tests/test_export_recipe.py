@@ -12,7 +12,7 @@ import tensorflow as tf
 from vgg_keras import models, preprocessing, weights
 from vgg_keras.export import saved_model
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
 NARROW = dict(width_multiplier=1 / 16, fc_units=32, base_size=32)
 
 

@@ -11,9 +11,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from vgg_keras import models
+from vgg_keras import data, models
 from vgg_keras.data import sources
 from vgg_keras.export import tflite
+from vgg_keras.export.signatures import default_resize_size
 
 CLASSES = 4
 _COLORS = np.array([[255, 40, 40], [40, 255, 40], [40, 40, 255], [255, 255, 40]], "float32")
@@ -50,15 +51,21 @@ def held_out(trained):
 
 
 @pytest.fixture(scope="module")
-def calibration(tmp_path_factory):
-    """Representative images through the input pipeline (folder source, centre crops)."""
+def calibration_source(tmp_path_factory):
+    """A folder of 40x48 JPEGs (not the model's 32 px), so the images must be resized and cropped."""
     root = tmp_path_factory.mktemp("calibration")
     images, labels = _squares(24, seed=2)
     for index, (image, label) in enumerate(zip(images, labels)):
         folder = root / f"class{label}"
         folder.mkdir(exist_ok=True)
         Image.fromarray(image.astype(np.uint8)).resize((40, 48)).save(folder / f"{index}.jpg")
-    return tflite.representative_images(sources.folder_source(str(root)), image_size=32, num_images=20)
+    return sources.folder_source(str(root))
+
+
+@pytest.fixture(scope="module")
+def calibration(calibration_source):
+    """Representative images through the input pipeline (folder source, centre crops)."""
+    return tflite.representative_images(calibration_source, image_size=32, num_images=20)
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +79,14 @@ def reports(trained, held_out, calibration, tmp_path_factory):
     return results
 
 
-def test_representative_images_come_from_the_pipeline(calibration):
+def test_representative_images_come_from_the_pipeline(calibration_source, calibration):
     assert calibration.shape == (20, 32, 32, 3) and calibration.dtype == np.float32
-    assert -0.5 <= calibration.min() and calibration.max() <= 255.5 and calibration.std() > 10  # antialiasing overshoots a little
+    # Exactly the evaluation pipeline's centre crops at the serving resize (the default of exported models).
+    scale = default_resize_size(32)
+    expected = data.eval_dataset(calibration_source, batch_size=7, scale=scale, crop_size=32).unbatch().take(20)
+    np.testing.assert_array_equal(calibration, np.stack([image for image, _ in expected.as_numpy_iterator()]))
+    other = tflite.representative_images(calibration_source, image_size=32, resize_size=48, num_images=20)
+    assert np.abs(other - calibration).max() > 10  # resize_size reaches the pipeline
 
 
 def test_float_modes_match_keras(reports):

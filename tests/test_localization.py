@@ -164,7 +164,7 @@ def test_eval_dataset_window_maps_crop_boxes_back():
 # --------------------------------------------------------------------------- training and evaluation
 
 
-@pytest.mark.parametrize("mode", loc.MODES)
+@pytest.mark.parametrize("mode", loc.LOCALIZER_MODES)
 def test_a_few_training_steps_reduce_the_box_loss(mode, shapes_source):
     localizer = loc.build_localizer(_classifier(), mode)
     dataset = loc.box_train_dataset(shapes_source, batch_size=16, crop_size=SIZE, scale=(SIZE, 40), seed=0)

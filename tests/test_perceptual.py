@@ -16,8 +16,8 @@ from safetensors.numpy import save_file
 import vgg_keras
 from vgg_keras import perceptual
 from vgg_keras import weights as weights_lib
+from helpers import ROOT, save_load_round_trip
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES = ((64, 64), (48, 80))
 TINY = 1 / 16
 
@@ -263,8 +263,7 @@ def test_losses_train_a_model_serialise_and_stay_frozen(tiny_weights, tmp_path):
     assert np.isfinite(history.history["loss"]).all() and model.evaluate(x, y, verbose=0) < before
     for old, new in zip(frozen, loss.network.get_weights()):
         np.testing.assert_array_equal(old, new)
-    model.save(tmp_path / "model.keras")
-    restored = keras.models.load_model(tmp_path / "model.keras")
+    restored = save_load_round_trip(model, tmp_path, x)
     np.testing.assert_allclose(restored.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-5)
     style = perceptual.StyleLoss(["relu1_1", "block2_conv1"], [1.0, 3.0], weights=tiny_weights["vgg19"],
                                  width_multiplier=TINY, reduction="sum")

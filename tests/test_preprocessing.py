@@ -11,6 +11,7 @@ from keras.applications import imagenet_utils, vgg16
 
 import vgg_keras
 from vgg_keras import preprocessing as P
+from helpers import save_load_round_trip
 
 SHAPES = [((2, 6, 5, 3), "channels_last"), ((6, 5, 3), "channels_last"), ((2, 3, 6, 5), "channels_first"),
           ((3, 6, 5), "channels_first")]
@@ -69,6 +70,31 @@ def test_mode_follows_the_weights():
         P.preprocess_input(x, weights="imagenet")
 
 
+def test_a_weights_entry_carries_its_preprocessing_without_arch():
+    x = _images((1, 4, 4, 3))
+    for entry in vgg_keras.list_weights():
+        expected = P.preprocess_input(x, mode=entry.preprocessing)
+        np.testing.assert_array_equal(P.preprocess_input(x, weights=entry), expected)
+        assert entry.normalization == P.normalization(entry.preprocessing)
+    modes = {entry.source: entry.preprocessing for entry in vgg_keras.list_weights("vgg16")}
+    assert modes == {"keras": "caffe", "torchvision": "torch"}
+
+
+def test_normalization_is_a_leaf_and_old_modes_name_warns():
+    import subprocess
+    import sys
+
+    # The leaf imports neither preprocessing (Keras) nor weights (h5py), so neither imports the other at load.
+    code = ("import sys, vgg_keras.normalization; "
+            "print(sorted(m for m in sys.modules if m.startswith(('vgg_keras.', 'keras', 'h5py', 'tensorflow'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    loaded = set(ast.literal_eval(out.stdout))
+    assert "vgg_keras.normalization" in loaded
+    assert not loaded & {"keras", "h5py", "tensorflow", "vgg_keras.preprocessing", "vgg_keras.weights"}, loaded
+    with pytest.warns(DeprecationWarning, match="PREPROCESSING_MODES"):
+        assert P.MODES is P.PREPROCESSING_MODES
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [
@@ -96,10 +122,8 @@ def test_layer_matches_function_and_survives_keras_save(tmp_path, mode):
     model = keras.Model(inputs, P.preprocessing_layer(mode)(inputs))
     x = _images((2, 8, 8, 3))
     np.testing.assert_allclose(model.predict(x, verbose=0), P.preprocess_input(x, mode=mode), rtol=1e-6, atol=1e-6)
-    model.save(tmp_path / "m.keras")
-    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    reloaded = save_load_round_trip(model, tmp_path, x, rtol=0, atol=0)
     assert reloaded.get_layer("preprocessing").mode == mode
-    np.testing.assert_array_equal(reloaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
 def test_include_preprocessing_bakes_the_mode_of_the_weights():

@@ -7,7 +7,7 @@ import pytest
 from safetensors.numpy import save_file
 
 import vgg_keras
-from vgg_keras import reference
+from vgg_keras.tools import reference
 from vgg_keras import weights as W
 
 SMALL = dict(width_multiplier=0.125, fc_units=16, classes=10, base_size=32)

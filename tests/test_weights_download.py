@@ -66,7 +66,17 @@ def test_good_file_is_cached_and_reused_without_a_request(server, tmp_path):
 def test_sha256_prefix_as_torchvision(server, tmp_path):
     handler, url = server
     handler.files["vgg11-x.pth"] = PAYLOAD
-    assert W.fetch(_file("vgg11-x.pth", kind="sha256_prefix"), base_url=url, cache=str(tmp_path), progress=False)
+    good = _file("vgg11-x.pth", kind="sha256_prefix")
+    assert len(good.file_hash) == 8  # torchvision names files <arch>-<first 8 hex digits of sha256>.pth
+    path = W.fetch(good, base_url=url, cache=str(tmp_path), progress=False)
+    assert path == str(tmp_path / "vgg11-x.pth") and (tmp_path / "vgg11-x.pth").read_bytes() == PAYLOAD
+    # Only the prefix is compared, but it is compared: another prefix is a mismatch, nothing cached.
+    wrong = W.WeightsFile("https://example.invalid/vgg11-y.pth", "0" * 8 if good.file_hash != "0" * 8 else "1" * 8,
+                          "sha256_prefix")
+    handler.files["vgg11-y.pth"] = PAYLOAD
+    with pytest.raises(ValueError, match=f"expected sha256_prefix {wrong.file_hash}"):
+        W.fetch(wrong, base_url=url, cache=str(tmp_path), progress=False)
+    assert not (tmp_path / "vgg11-y.pth").exists()
 
 
 def test_hash_mismatch_names_both_hashes_and_caches_nothing(server, tmp_path):
@@ -130,7 +140,8 @@ def test_tag_end_to_end_through_env_overrides(server, tmp_path, monkeypatch):
     mirrored = dataclasses.replace(entry, files=(W.WeightsFile(f"https://example.invalid/vgg11-{prefix}.pth", prefix,
                                                                "sha256_prefix"),))
     handler.files[f"vgg11-{prefix}.pth"] = data
-    monkeypatch.setattr(W, "REGISTRY", tuple(mirrored if e is entry else e for e in W.REGISTRY))
+    # The registry module is what resolve_weights reads (vgg_keras.weights re-exports it).
+    monkeypatch.setattr(W.registry, "REGISTRY", tuple(mirrored if e is entry else e for e in W.REGISTRY))
     monkeypatch.setenv(W.BASE_URL_ENV, url)
     monkeypatch.setenv(W.CACHE_ENV, str(tmp_path))
     model = vgg_keras.VGG11(weights="imagenet", include_top=False, width_multiplier=0.125, input_shape=(32, 32, 3))

@@ -11,6 +11,7 @@ their flags and configs (`vgg_keras.cli`, `vgg_keras.training.config`) before Te
 import importlib
 import os
 
+from vgg_keras._deprecation import deprecated_attributes
 from vgg_keras.configs import CONFIGS
 
 # Everything else loads on first use, so that `import vgg_keras.<leaf>` (a recipe's config,
@@ -26,17 +27,20 @@ _MODEL_MODULES = {
         "Preprocessing", "decode_predictions", "imagenet_classes", "preprocess_input", "preprocessing_layer",
     ),
     "vgg_keras.weights": ("list_weights", "preprocessing_mode_for"),
+    "vgg_keras.tools.convert": ("convert_weights",),
 }
 _MODEL_NAMES = {name: module for module, names in _MODEL_MODULES.items() for name in names}
 
 __version__ = "0.1.0.dev0"
 
 _SUBMODULES = (
-    "data", "evaluation", "training", "export", "localization", "features", "convert", "reference", "perceptual",
-    "explain",
+    "data", "evaluation", "training", "export", "localization", "features", "perceptual", "explain", "tools",
+    "weights", "normalization", "convert", "reference",
 )
-# Public names that live in lazily imported sub-packages: name -> module.
-_LAZY_NAMES = {
+# The root keeps what a notebook reaches for (builders, weights, preprocessing, conversion);
+# training, evaluation, data, export, localisation and descriptor entry points live in their
+# sub-packages. Their old root names still work, with a DeprecationWarning: name -> module.
+_DEPRECATED_NAMES = {
     "get_source": "vgg_keras.data",
     "train_dataset": "vgg_keras.data",
     "eval_dataset": "vgg_keras.data",
@@ -55,21 +59,22 @@ _LAZY_NAMES = {
     "extract_descriptors": "vgg_keras.features",
     "train_linear_classifier": "vgg_keras.features",
 }
+_deprecated = deprecated_attributes(__name__, {name: (module, name) for name, module in _DEPRECATED_NAMES.items()}, 3)
 
 
 def __getattr__(name):
-    module = _MODEL_NAMES.get(name) or _LAZY_NAMES.get(name)
+    module = _MODEL_NAMES.get(name)
     if module is not None:
         value = getattr(importlib.import_module(module), name)
         globals()[name] = value  # later lookups skip this function
         return value
     if name in _SUBMODULES:
         return importlib.import_module(f"vgg_keras.{name}")
-    raise AttributeError(f"module 'vgg_keras' has no attribute {name!r}")
+    return _deprecated(name)  # not cached, so every use warns; AttributeError for unknown names
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_SUBMODULES) | set(_MODEL_NAMES) | set(_LAZY_NAMES))
+    return sorted(set(globals()) | set(_SUBMODULES) | set(_MODEL_NAMES))
 
 
 __all__ = [
@@ -87,6 +92,7 @@ __all__ = [
     "VGG19",
     "VGG19BN",
     "build",
+    "convert_weights",
     "decode_predictions",
     "feature_extractor",
     "get_model",
@@ -100,7 +106,6 @@ __all__ = [
     "score_map_model",
     "to_dense",
     "to_fully_convolutional",
-    *_LAZY_NAMES,
 ]
 
 

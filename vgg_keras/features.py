@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from vgg_keras.data.sources import Source, multilabel_tfds_source
 from vgg_keras.evaluation import forward, inputs, protocol
+from vgg_keras.validation import check_choice, check_scales
 
 __all__ = [
     "AGGREGATIONS",
@@ -61,11 +62,6 @@ DEFAULT_LAYER = "fc2"
 
 def _identity(x):
     return x
-
-
-def _check_choice(name: str, value, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"Invalid {name}={value!r}. Allowed: {', '.join(map(repr, allowed))}.")
 
 
 def descriptor_runner(model: keras.Model, preprocess: Callable | None = None,
@@ -134,7 +130,7 @@ def combine_scales(per_scale: Sequence, aggregation: str = "average") -> tf.Tens
     Raises:
         ValueError: For an unknown aggregation or no scales.
     """
-    _check_choice("aggregation", aggregation, AGGREGATIONS)
+    check_choice("aggregation", aggregation, AGGREGATIONS)
     if not per_scale:
         raise ValueError("per_scale is empty; allowed: descriptors of at least one scale.")
     tensors = [tf.convert_to_tensor(d, tf.float32) for d in per_scale]
@@ -158,13 +154,6 @@ class DescriptorSet:
     labels: np.ndarray
     scales: tuple[int, ...]
     aggregation: str
-
-
-def _check_scales(scales, minimum: int) -> tuple[int, ...]:
-    scales = (scales,) if isinstance(scales, int) else tuple(scales)
-    if not scales or any(isinstance(q, bool) or not isinstance(q, (int, np.integer)) or q < minimum for q in scales):
-        raise ValueError(f"scales={scales!r}; allowed: one or more integers >= {minimum} (the model's base size).")
-    return scales
 
 
 def extract_descriptors(model: keras.Model | forward.ModelRunner, source: Source, *, scales: int | Sequence[int] = 256,
@@ -194,8 +183,8 @@ def extract_descriptors(model: keras.Model | forward.ModelRunner, source: Source
         ValueError: For bad scales or aggregation.
     """
     runner = model if isinstance(model, forward.ModelRunner) else descriptor_runner(model, preprocess, layer)
-    scales = _check_scales(scales, runner.base_size)
-    _check_choice("aggregation", aggregation, AGGREGATIONS)
+    scales = check_scales(scales, runner.base_size)
+    check_choice("aggregation", aggregation, AGGREGATIONS)
     batches = inputs.eval_batches(source, scales=scales, kinds=("dense",), crop_size=runner.base_size, grid=1,
                                   flip=flip, batch_size=batch_size, max_examples=max_examples)
     descriptors, labels = [], []
@@ -247,7 +236,7 @@ def train_linear_classifier(descriptors, labels, *, num_classes: int, loss: str 
     Raises:
         ValueError: For an unknown loss, mismatched shapes or labels out of range.
     """
-    _check_choice("loss", loss, LOSSES)
+    check_choice("loss", loss, LOSSES)
     descriptors, labels = np.asarray(descriptors, np.float32), np.asarray(labels)
     if descriptors.ndim != 2 or len(labels) != len(descriptors):
         raise ValueError(f"descriptors must be [N, D] with one label row each; received shapes "

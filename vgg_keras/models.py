@@ -31,6 +31,7 @@ from vgg_keras import configs as configs_lib
 from vgg_keras import preprocessing as preprocessing_lib
 from vgg_keras import weights as weights_lib
 from vgg_keras.layers import LocalResponseNormalization
+from vgg_keras.validation import check_choice
 
 __all__ = [
     "ModelSpec",
@@ -216,11 +217,6 @@ def build_from_spec(spec: ModelSpec, input_tensor=None) -> keras.Model:
 # --------------------------------------------------------------------------- validation
 
 
-def _check_choice(argument: str, value, allowed: Sequence) -> None:
-    if value not in allowed:
-        raise ValueError(f"Invalid {argument}={value!r}. Allowed: {', '.join(repr(a) for a in allowed)}.")
-
-
 def _split_shape(shape: Sequence, data_format: str) -> tuple:
     """`(height, width, channels)` of an image shape without the batch axis."""
     if data_format == "channels_first":
@@ -299,8 +295,8 @@ def _check_pretrained_head(classes: int, classifier_activation, include_top: boo
 
 
 def _check_arguments(include_top, pooling, head, dropout, classes, width_multiplier, fc_units, base_size) -> None:
-    _check_choice("head", head, HEADS)
-    _check_choice("pooling", pooling, POOLINGS)
+    check_choice("head", head, HEADS)
+    check_choice("pooling", pooling, POOLINGS)
     if include_top and pooling is not None:
         raise ValueError(f"pooling={pooling!r} needs include_top=False; with include_top=True allowed: None.")
     if not include_top and head != "dense":
@@ -344,7 +340,7 @@ def _preprocessing_layer(include: bool, mode: str | None, weights, arch: str, da
 
 def _resolve_data_format(data_format: str | None) -> str:
     data_format = data_format or keras.config.image_data_format()
-    _check_choice("data_format", data_format, DATA_FORMATS)
+    check_choice("data_format", data_format, DATA_FORMATS)
     return data_format
 
 
@@ -457,7 +453,10 @@ def build(
 
 
 def get_model(name: str, /, **kwargs) -> keras.Model:
-    """Builds a model by name, e.g. `get_model("vgg16_bn", weights=None, name="mine")`.
+    """The alias of `build` (same arguments, same model), e.g. `get_model("vgg16_bn", weights=None)`.
+
+    Kept under the name model zoos use (`timm.create_model`, keras-hub presets): there is
+    exactly one way to build a model, and this is it under a second name.
 
     Args:
         name: Any name `list_models()` shows, or a paper letter ("A" ... "E", "A-LRN").
@@ -633,7 +632,7 @@ def to_data_format(model: keras.Model, data_format: str) -> keras.Model:
     Raises:
         ValueError: For an unknown `data_format` or a model that is not a vgg_keras VGG.
     """
-    _check_choice("data_format", data_format, DATA_FORMATS)
+    check_choice("data_format", data_format, DATA_FORMATS)
     spec = _spec_of(model)
     if spec.data_format == data_format:
         return model

@@ -18,17 +18,18 @@ Every mode takes RGB pixel values in ``[0, 255]``. `preprocess_input` works on N
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.resources
-import math
 from typing import Any, Sequence
 
 import keras
 import numpy as np
 
+from vgg_keras._deprecation import deprecated_attributes
+from vgg_keras.normalization import DEFAULT_MODE, IMAGENET_MEAN_RGB, PREPROCESSING_MODES, Normalization, normalization
+
 __all__ = [
-    "MODES",
+    "PREPROCESSING_MODES",
     "DEFAULT_MODE",
     "IMAGENET_MEAN_RGB",
     "Normalization",
@@ -40,64 +41,9 @@ __all__ = [
     "decode_predictions",
 ]
 
-# The mean BGR pixel of the Caffe release, reordered to RGB.
-IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
-DEFAULT_MODE = "caffe"
 _CLASSES_FILE = "imagenet_classes.tsv"
 NUM_CLASSES = 1000
-
-
-@dataclasses.dataclass(frozen=True)
-class Normalization:
-    """One normalisation of RGB pixels in [0, 255]: ``((flip?(x) / scale) - mean) / std``.
-
-    Attributes:
-        mode: "caffe", "torch" or "mean_rgb".
-        bgr: Whether the channels are reversed (RGB -> BGR) first.
-        scale: Divisor applied before the mean subtraction (None: none).
-        mean: Per-channel mean, in the channel order after the optional flip.
-        std: Per-channel divisor applied last (None: none).
-    """
-
-    mode: str
-    bgr: bool
-    scale: float | None
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float] | None
-
-
-MODES: dict[str, Normalization] = {
-    "caffe": Normalization("caffe", True, None, (103.939, 116.779, 123.68), None),
-    "torch": Normalization("torch", False, 255.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    "mean_rgb": Normalization("mean_rgb", False, None, IMAGENET_MEAN_RGB, None),
-}
-
-
-def normalization(mode: str = DEFAULT_MODE, mean: Sequence[float] | None = None) -> Normalization:
-    """The `Normalization` of a mode.
-
-    Args:
-        mode: "caffe", "torch" or "mean_rgb".
-        mean: With "mean_rgb" only: the dataset's mean RGB pixel in [0, 255]
-            (default: ImageNet's).
-
-    Returns:
-        A `Normalization`.
-
-    Raises:
-        ValueError: For an unknown mode, or a `mean` that is not three finite numbers or is
-            given with another mode.
-    """
-    if mode not in MODES:
-        raise ValueError(f"Unknown preprocessing mode={mode!r}. Allowed: {', '.join(map(repr, MODES))}.")
-    if mean is None:
-        return MODES[mode]
-    if mode != "mean_rgb":
-        raise ValueError(f"mean={mean!r} is only allowed with mode='mean_rgb'; received mode={mode!r}.")
-    values = tuple(float(m) for m in np.asarray(mean, dtype="float64").reshape(-1))
-    if len(values) != 3 or not all(math.isfinite(m) for m in values):
-        raise ValueError(f"mean={mean!r}; allowed: three finite numbers (the mean R, G, B in [0, 255]).")
-    return dataclasses.replace(MODES["mean_rgb"], mean=values)
+__getattr__ = deprecated_attributes(__name__, {"MODES": ("vgg_keras.normalization", "PREPROCESSING_MODES")})
 
 
 def _channel_axis(data_format: str | None) -> int:
@@ -169,7 +115,8 @@ def _resolve_mode(weights, mode: str | None, arch: str | None) -> str:
     if weights is not None and mode is not None:
         raise ValueError(f"Give weights={weights!r} or mode={mode!r}, not both (the weights determine the mode).")
     if weights is not None:
-        from vgg_keras import weights as weights_lib  # weights imports this module
+        # Lazily: the weights readers need h5py, which plain preprocessing does not.
+        from vgg_keras import weights as weights_lib
 
         return weights_lib.preprocessing_mode_for(weights, arch)
     return DEFAULT_MODE if mode is None else mode
@@ -193,8 +140,9 @@ def preprocess_input(
         x: Images, 3D or 4D, RGB in [0, 255]: a NumPy array (or anything `np.asarray`
             takes) or a tensor (eager, symbolic, or inside `tf.data`). Integer input is cast
             to `keras.config.floatx()`.
-        weights: Weights whose normalisation to apply: a tag from `vgg_keras.list_weights()`
-            ("imagenet", "imagenet-keras", "imagenet-torchvision") or a weights file path.
+        weights: Weights whose normalisation to apply: a `PretrainedWeights` entry from
+            `vgg_keras.list_weights()` (it carries its preprocessing), a tag ("imagenet",
+            "imagenet-keras", "imagenet-torchvision") or a weights file path.
         mode: "caffe" (default), "torch" or "mean_rgb"; give `weights` or `mode`, not both.
         data_format: "channels_last" or "channels_first" (default: Keras' image data format).
         arch: The architecture (e.g. "vgg11"), needed with `weights="imagenet"`, whose source

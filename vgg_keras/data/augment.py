@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from vgg_keras.validation import check_int
+
 # Krizhevsky et al. 2012 PCA lighting constants (PAPER.md), for pixels in [0, 1].
 PCA_EIGVAL = np.array([0.2175, 0.0188, 0.0045], np.float32)
 PCA_EIGVEC = np.array([
@@ -39,11 +41,10 @@ def split_seed(seed, num: int):
 
 def check_scale_range(s_min: int, s_max: int) -> None:
     """Raises ValueError unless ``0 < s_min <= s_max`` are ints."""
-    for name, value in (("s_min", s_min), ("s_max", s_max)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+    check_int("s_min", s_min)
+    check_int("s_max", s_max)
     if s_min > s_max:
-        raise ValueError(f"`s_min` ({s_min}) must be <= `s_max` ({s_max}).")
+        raise ValueError(f"s_min={s_min}, s_max={s_max}; allowed: s_min <= s_max.")
 
 
 def sample_scale(s_min: int, s_max: int, seed=None) -> tf.Tensor:
@@ -88,10 +89,9 @@ def crop_window(image_shape: tf.Tensor, scale, crop_size: int, seed=None) -> tf.
       ValueError: if ``crop_size`` is not a positive int or a python ``scale`` is smaller
         than ``crop_size``.
     """
-    if isinstance(crop_size, bool) or not isinstance(crop_size, int) or crop_size < 1:
-        raise ValueError(f"`crop_size` must be a positive int, got {crop_size!r}.")
+    check_int("crop_size", crop_size)
     if not isinstance(scale, tf.Tensor) and scale < crop_size:
-        raise ValueError(f"`scale` ({scale}) must be >= `crop_size` ({crop_size}).")
+        raise ValueError(f"scale={scale}; allowed: an integer >= crop_size ({crop_size}).")
     hw = tf.cast(image_shape[:2], tf.float32)
     # Window side in original pixels; clamp so it is >= 1 px and fits the image.
     side = crop_size * tf.reduce_min(hw) / tf.cast(scale, tf.float32)
@@ -138,7 +138,7 @@ def pca_color_shift(image: tf.Tensor, alpha_std: float = 0.1, seed=None,
       ValueError: if ``alpha_std`` is negative.
     """
     if alpha_std < 0:
-        raise ValueError(f"`alpha_std` must be >= 0, got {alpha_std!r}.")
+        raise ValueError(f"alpha_std={alpha_std!r}; allowed: a number >= 0.")
     image = tf.cast(image, tf.float32)
     batch_shape = tf.shape(image)[:-3]
     alpha_shape = tf.concat([batch_shape, [3]], axis=0)

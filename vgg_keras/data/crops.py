@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from vgg_keras.validation import check_int
+
 # Bilinear with antialiasing: downscaling ImageNet photos to Q without aliasing, and the
 # method torchvision's reference transforms use (resize 256, bilinear).
 RESIZE_METHOD = tf.image.ResizeMethod.BILINEAR
-
-
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
 
 
 def decode_image(encoded: tf.Tensor, channels: int = 3) -> tf.Tensor:
@@ -42,7 +39,7 @@ def decode_image(encoded: tf.Tensor, channels: int = 3) -> tf.Tensor:
       ValueError: if ``channels`` is not 1 or 3.
     """
     if channels not in (1, 3):
-        raise ValueError(f"`channels` must be 1 or 3, got {channels!r}.")
+        raise ValueError(f"channels={channels!r}; allowed: 1 or 3.")
     image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
     image.set_shape([None, None, channels])
     return image
@@ -76,7 +73,7 @@ def resize_smallest_side(image: tf.Tensor, size) -> tf.Tensor:
       ValueError: if ``size`` is a python value that is not a positive int.
     """
     if not isinstance(size, tf.Tensor):
-        _check_positive_int("size", size)
+        check_int("size", size)
     shape = tf.shape(image)
     new_h, new_w = _scaled_size(shape[0], shape[1], size)
     resized = tf.image.resize(
@@ -110,7 +107,7 @@ def center_crop(image: tf.Tensor, crop_size: int) -> tf.Tensor:
       ValueError: if ``crop_size`` is not a positive int.
       tf.errors.InvalidArgumentError: (when run) if the image is smaller than the crop.
     """
-    _check_positive_int("crop_size", crop_size)
+    check_int("crop_size", crop_size)
     shape = _checked_shape(image, crop_size, "center_crop")
     top = (shape[0] - crop_size) // 2
     left = (shape[1] - crop_size) // 2
@@ -146,8 +143,8 @@ def multi_crop(image: tf.Tensor, crop_size: int, grid: int = 5, flips: bool = Tr
       ValueError: if ``crop_size`` or ``grid`` is not a positive int.
       tf.errors.InvalidArgumentError: (when run) if the image is smaller than the crop.
     """
-    _check_positive_int("crop_size", crop_size)
-    _check_positive_int("grid", grid)
+    check_int("crop_size", crop_size)
+    check_int("grid", grid)
     shape = _checked_shape(image, crop_size, "multi_crop")
     if grid == 1:
         tops = tf.reshape((shape[0] - crop_size) // 2, [1])

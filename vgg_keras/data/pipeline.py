@@ -34,17 +34,13 @@ import tensorflow as tf
 
 from vgg_keras.data import augment, crops
 from vgg_keras.data.sources import Source, shard_dataset
+from vgg_keras.validation import check_int
 
 DEFAULT_SHUFFLE_BUFFER = 10_000
 _AUTOTUNE = tf.data.AUTOTUNE
 
 
 # ------------------------------------------------------------------ argument checks
-
-
-def _check_int(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
 
 
 def scale_range(scale, crop_size: int) -> tuple[int, int]:
@@ -63,10 +59,10 @@ def scale_range(scale, crop_size: int) -> tuple[int, int]:
     """
     pair = (scale, scale) if isinstance(scale, int) and not isinstance(scale, bool) else scale
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-        raise ValueError(f"`scale` must be an int S or a pair (S_min, S_max), got {scale!r}.")
+        raise ValueError(f"scale={scale!r}; allowed: an int S or a pair (S_min, S_max).")
     augment.check_scale_range(*pair)
     if pair[0] < crop_size:
-        raise ValueError(f"`scale` {scale!r} must be >= `crop_size` ({crop_size}): the crop "
+        raise ValueError(f"scale={scale!r}; allowed: S >= crop_size ({crop_size}), since the crop "
                          "is taken from the image rescaled to smallest side S.")
     return int(pair[0]), int(pair[1])
 
@@ -169,7 +165,7 @@ def decode_resize(encoded: tf.Tensor, scale) -> tf.Tensor:
 def _sharded(source: Source, input_context) -> tf.data.Dataset:
     """The source's dataset, sharded for ``input_context`` unless the source already is."""
     if not isinstance(source, Source):
-        raise TypeError(f"`source` must be a vgg_keras.data.Source, got {type(source)}.")
+        raise TypeError(f"source={source!r} of type {type(source).__name__}; allowed: a vgg_keras.data.Source.")
     if input_context is None or input_context.num_input_pipelines == 1:
         return source.dataset
     wanted = (input_context.num_input_pipelines, input_context.input_pipeline_id)
@@ -182,7 +178,7 @@ def _sharded(source: Source, input_context) -> tf.data.Dataset:
 
 
 def _replica_batch(batch_size: int, input_context) -> int:
-    _check_int("batch_size", batch_size)
+    check_int("batch_size", batch_size)
     if input_context is None:
         return batch_size
     return input_context.get_per_replica_batch_size(batch_size)
@@ -192,7 +188,7 @@ def _options(deterministic: bool, num_threads: int | None) -> tf.data.Options:
     options = tf.data.Options()
     options.deterministic = deterministic
     if num_threads is not None:
-        _check_int("num_threads", num_threads)
+        check_int("num_threads", num_threads)
         options.threading.private_threadpool_size = num_threads
     return options
 
@@ -211,7 +207,7 @@ def _apply(preprocess: Callable | None, images: tf.Tensor) -> tf.Tensor:
 
 def _check_preprocess(preprocess) -> None:
     if preprocess is not None and not callable(preprocess):
-        raise TypeError(f"`preprocess` must be callable or None, got {preprocess!r}.")
+        raise TypeError(f"preprocess={preprocess!r}; allowed: callable or None.")
 
 
 # --------------------------------------------------------------------- pipelines
@@ -254,11 +250,11 @@ def train_dataset(source: Source, *, batch_size: int, crop_size: int = 224,
     Raises:
       ValueError / TypeError: for invalid arguments.
     """
-    _check_int("crop_size", crop_size)
+    check_int("crop_size", crop_size)
     s_min, s_max = scale_range(scale, crop_size)
     if color_shift_std < 0:
-        raise ValueError(f"`color_shift_std` must be >= 0, got {color_shift_std!r}.")
-    _check_int("shuffle_buffer", shuffle_buffer, minimum=0)
+        raise ValueError(f"color_shift_std={color_shift_std!r}; allowed: a number >= 0.")
+    check_int("shuffle_buffer", shuffle_buffer, minimum=0)
     _check_preprocess(preprocess)
     per_replica_batch = _replica_batch(batch_size, input_context)
 
@@ -333,8 +329,8 @@ def eval_dataset(source: Source, *, batch_size: int, scale: int = 256, crop_size
     Raises:
       ValueError / TypeError: for invalid arguments.
     """
-    _check_int("crop_size", crop_size)
-    _check_int("scale", scale)
+    check_int("crop_size", crop_size)
+    check_int("scale", scale)
     scale_range(scale, crop_size)
     per_replica_batch = _replica_batch(batch_size, input_context)
     dataset = _eval_examples(
@@ -365,7 +361,7 @@ def dense_eval_examples(source: Source, *, scale: int, preprocess: Callable | No
     Raises:
       ValueError / TypeError: for invalid arguments.
     """
-    _check_int("scale", scale)
+    check_int("scale", scale)
     dataset = _eval_examples(source, lambda encoded: decode_resize(encoded, scale),
                              preprocess, input_context, None)
     return dataset.prefetch(_AUTOTUNE)
@@ -394,10 +390,10 @@ def multicrop_eval_examples(source: Source, *, scale: int, crop_size: int = 224,
     Raises:
       ValueError / TypeError: for invalid arguments.
     """
-    _check_int("crop_size", crop_size)
-    _check_int("scale", scale)
+    check_int("crop_size", crop_size)
+    check_int("scale", scale)
     scale_range(scale, crop_size)
-    _check_int("grid", grid)
+    check_int("grid", grid)
     dataset = _eval_examples(
         source,
         lambda encoded: crops.multi_crop(decode_resize(encoded, scale), crop_size, grid, flips),
@@ -423,7 +419,7 @@ def find_undecodable(source: Source) -> list[int]:
       TypeError: if ``source`` is not a :class:`~vgg_keras.data.sources.Source`.
     """
     if not isinstance(source, Source):
-        raise TypeError(f"`source` must be a vgg_keras.data.Source, got {type(source)}.")
+        raise TypeError(f"source={source!r} of type {type(source).__name__}; allowed: a vgg_keras.data.Source.")
     decoded = source.dataset.enumerate().map(
         lambda index, example: (index, tf.shape(crops.decode_image(example["image"]))),
         num_parallel_calls=_AUTOTUNE).ignore_errors()

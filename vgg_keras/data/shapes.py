@@ -211,7 +211,7 @@ def generate_example(split: str, index: int, min_size: int = 100,
       ValueError: for an unknown split or bad sizes.
     """
     if split not in _SPLIT_IDS:
-        raise ValueError(f"`split` must be one of {sorted(_SPLIT_IDS)}, got {split!r}.")
+        raise ValueError(f"split={split!r}; allowed: one of {sorted(_SPLIT_IDS)}.")
     if not 8 <= min_size <= max_size:
         raise ValueError(f"Need 8 <= `min_size` <= `max_size`, got {min_size}, {max_size}.")
     unknown = [name for name in class_names if name not in CLASS_NAMES + NOVEL_CLASS_NAMES]

@@ -68,7 +68,7 @@ def shard_dataset(dataset: tf.data.Dataset, input_context) -> tf.data.Dataset:
 
 def _check_classes(num_classes, class_names) -> tuple[str, ...]:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"`num_classes` must be a positive int, got {num_classes!r}.")
+        raise ValueError(f"num_classes={num_classes!r}; allowed: an integer >= 1.")
     if class_names is None:
         return tuple(f"class_{i}" for i in range(num_classes))
     class_names = tuple(str(n) for n in class_names)
@@ -235,7 +235,7 @@ def builtin_source(split: str, *, data_dir: str | None = None, input_context=Non
     from vgg_keras.data import shapes  # pylint: disable=import-outside-toplevel
     names = [c.name for c in shapes.VggShapes.BUILDER_CONFIGS]
     if config not in names:
-        raise ValueError(f"`config` must be one of {names}, got {config!r}.")
+        raise ValueError(f"config={config!r}; allowed: {', '.join(repr(n) for n in names)}.")
     return tfds_source(f"vgg_shapes/{config}", split, data_dir=data_dir,
                        input_context=input_context, shuffle_files=shuffle_files, seed=seed)
 
@@ -259,7 +259,7 @@ def list_image_folder(root: str, extensions=IMAGE_EXTENSIONS
       ValueError: if ``root`` is not a directory or holds no class folders with images.
     """
     if not tf.io.gfile.isdir(root):
-        raise ValueError(f"`root` must be a directory of class sub-folders, got {root!r}.")
+        raise ValueError(f"root={root!r}; allowed: a directory of class sub-folders.")
     extensions = tuple(e.lower() for e in extensions)
     class_names = sorted(d.rstrip("/") for d in tf.io.gfile.listdir(root)
                          if tf.io.gfile.isdir(os.path.join(root, d)))
@@ -405,7 +405,7 @@ def get_source(name: str, split: str, *, data_dir: str | None = None, manual_dir
       ValueError: if ``name`` is empty or a prefixed name has no path.
     """
     if not isinstance(name, str) or not name:
-        raise ValueError(f"`name` must be a non-empty string, got {name!r}.")
+        raise ValueError(f"name={name!r}; allowed: a non-empty string.")
     if name in BUILTIN_NAMES or name.startswith("vgg_shapes/"):
         if "/" in name:
             kwargs.setdefault("config", name.split("/", 1)[1])

@@ -65,9 +65,9 @@ def write_tfrecords(folder: str, output_dir: str, *, num_shards: int = 8, prefix
       ValueError: for a bad ``num_shards``/``prefix`` or a folder without images.
     """
     if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
-        raise ValueError(f"`num_shards` must be a positive int, got {num_shards!r}.")
+        raise ValueError(f"num_shards={num_shards!r}; allowed: an integer >= 1.")
     if not prefix or "/" in prefix:
-        raise ValueError(f"`prefix` must be a non-empty file name prefix, got {prefix!r}.")
+        raise ValueError(f"prefix={prefix!r}; allowed: a non-empty file name prefix.")
     paths, labels, class_names = list_image_folder(folder, extensions)
     order = np.arange(len(paths))
     if shuffle:

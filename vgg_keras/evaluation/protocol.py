@@ -20,6 +20,7 @@ import tqdm
 from vgg_keras.evaluation import inputs as inputs_lib
 from vgg_keras.evaluation.forward import ModelRunner, prepare_model
 from vgg_keras.evaluation.report import EvaluationReport, Predictions
+from vgg_keras.validation import check_int, check_scales
 
 METHODS = ("center", "dense", "multicrop", "dense+multicrop")
 # The forward passes each method needs; "dense+multicrop" reuses the two it combines.
@@ -34,27 +35,12 @@ _KINDS = {
 # --------------------------------------------------------------------------- argument checks
 
 
-def _check_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}={value!r}; allowed: an integer >= {minimum}.")
-    return int(value)
-
-
 def _check_methods(methods) -> tuple[str, ...]:
     methods = (methods,) if isinstance(methods, str) else tuple(methods)
     bad = [m for m in methods if m not in METHODS]
     if not methods or bad or len(set(methods)) != len(methods):
         raise ValueError(f"methods={methods!r}; allowed: a non-empty sequence of distinct names from {METHODS}.")
     return methods
-
-
-def _check_scales(scales, minimum: int) -> tuple[int, ...]:
-    scales = (scales,) if isinstance(scales, (int, np.integer)) else tuple(scales)
-    if not scales or len(set(scales)) != len(scales):
-        raise ValueError(f"scales={scales!r}; allowed: distinct test scales Q (smallest image side).")
-    for scale in scales:
-        _check_int("scales", scale, minimum)
-    return tuple(int(s) for s in scales)
 
 
 def _as_list(value, count: int, name: str) -> list:
@@ -300,13 +286,13 @@ def evaluate(
         TypeError: If a model is not a `keras.Model`.
     """
     methods = _check_methods(methods)
-    crop_size, grid = _check_int("crop_size", crop_size, 32), _check_int("grid", grid)
-    batch_size = _check_int("batch_size", batch_size)
-    forward_batch_size = _check_int("forward_batch_size", forward_batch_size)
-    pad_multiple = _check_int("pad_multiple", pad_multiple)
+    crop_size, grid = check_int("crop_size", crop_size, 32), check_int("grid", grid)
+    batch_size = check_int("batch_size", batch_size)
+    forward_batch_size = check_int("forward_batch_size", forward_batch_size)
+    pad_multiple = check_int("pad_multiple", pad_multiple)
     if max_examples is not None:
-        max_examples = _check_int("max_examples", max_examples)
-    scales = _check_scales(scales, 32)
+        max_examples = check_int("max_examples", max_examples)
+    scales = check_scales(scales, 32)
     runners = prepare_models(models, preprocess, model_names)
     _check_sizes(runners, methods, scales, crop_size)
     kinds = sorted({kind for method in methods for kind in _KINDS[method]})

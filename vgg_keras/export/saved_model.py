@@ -12,12 +12,13 @@ from absl import logging as absl_logging
 import keras
 import tensorflow as tf
 
+from vgg_keras._deprecation import deprecated_attributes
 from vgg_keras import models as models_lib
 from vgg_keras import preprocessing as preprocessing_lib
 from vgg_keras.export import repository
 from vgg_keras.export import signatures as signatures_lib
 
-__all__ = ["export_saved_model", "load_for_export", "load_model", "resolve_normalizer", "run_resize_size",
+__all__ = ["export_saved_model", "load_for_export", "as_keras_model", "resolve_normalizer", "run_resize_size",
            "EXPORT_INFO"]
 
 EXPORT_INFO = "vgg_keras_export.json"
@@ -27,8 +28,11 @@ NO_PREPROCESSING = "none"
 DEFAULT_TOP_K = 5
 
 
-def load_model(model: keras.Model | str | os.PathLike) -> keras.Model:
-    """A Keras model, or the model saved in a `.keras` file.
+def as_keras_model(model: keras.Model | str | os.PathLike) -> keras.Model:
+    """`model` itself, or the model saved in the `.keras` file it names.
+
+    (Named `load_model` before; `vgg_keras.evaluation.load_model` is the other one: it also
+    builds a model from a name.)
 
     Raises:
         TypeError: If `model` is neither a `keras.Model` nor a path.
@@ -108,7 +112,7 @@ def resolve_normalizer(model: keras.Model, preprocessing: str | Callable | None)
     if preprocessing is None:
         raise ValueError(
             f"preprocessing=None, but model {model.name!r} has no {PREPROCESSING_LAYER!r} layer; pass the "
-            f"normalisation it was trained with: one of {sorted(preprocessing_lib.MODES)}, "
+            f"normalisation it was trained with: one of {sorted(preprocessing_lib.PREPROCESSING_MODES)}, "
             f"{NO_PREPROCESSING!r}, or a preprocessing layer."
         )
     if preprocessing == NO_PREPROCESSING:
@@ -175,8 +179,8 @@ def _check_size(name: str, value: Any, minimum: int) -> None:
 
 
 def _serving_spec(model, mode, image_size, resize_size, top_k, class_names) -> signatures_lib.ServingSpec:
-    if mode not in signatures_lib.MODES:
-        raise ValueError(f"mode={mode!r}; allowed: {', '.join(map(repr, signatures_lib.MODES))}.")
+    if mode not in signatures_lib.SERVING_MODES:
+        raise ValueError(f"mode={mode!r}; allowed: {', '.join(map(repr, signatures_lib.SERVING_MODES))}.")
     classes = _require_classifier(model)
     head, base, _ = models_lib.head_of(model)
     if mode == "dense" and image_size is not None:
@@ -287,7 +291,7 @@ def export_saved_model(
         ValueError: For bad arguments (each names the argument and what is allowed).
         FileExistsError: If the version directory exists.
     """
-    model = load_model(model)
+    model = as_keras_model(model)
     if mode == "dense":
         model = models_lib.to_fully_convolutional(model)
     spec = _serving_spec(model, mode, image_size, resize_size, top_k, class_names)
@@ -306,3 +310,6 @@ def export_saved_model(
         repository.update_models_config(export_root, model_name, base_path_prefix=base_path_prefix)
         repository.write_batching_parameters(export_root)
     return version_dir
+
+
+__getattr__ = deprecated_attributes(__name__, {"load_model": (__name__, "as_keras_model")})

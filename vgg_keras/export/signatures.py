@@ -16,10 +16,11 @@ import keras
 import tensorflow as tf
 
 from vgg_keras import models as models_lib
+from vgg_keras._deprecation import deprecated_attributes
 from vgg_keras.data import crops
 
 __all__ = [
-    "MODES",
+    "SERVING_MODES",
     "SIGNATURE_BYTES",
     "SIGNATURE_TENSOR",
     "SIGNATURE_FLOAT",
@@ -31,7 +32,7 @@ __all__ = [
     "default_resize_size",
 ]
 
-MODES = ("center", "dense")
+SERVING_MODES = ("center", "dense")
 SIGNATURE_BYTES = "serving_default"
 SIGNATURE_TENSOR = "predict_image_tensor"
 SIGNATURE_FLOAT = "predict_float"
@@ -182,3 +183,6 @@ def check_class_names(class_names: Sequence[str], classes: int) -> tuple[str, ..
         )
     return names
 
+
+
+__getattr__ = deprecated_attributes(__name__, {"MODES": (__name__, "SERVING_MODES")})

@@ -46,7 +46,7 @@ def with_normalizer(model: keras.Model, preprocessing=None, image_size: int | No
         A `keras.Model` with input `[None, image_size, image_size, 3]` and output
         probabilities `[None, classes]`.
     """
-    model = saved_model_lib.load_model(model)
+    model = saved_model_lib.as_keras_model(model)
     normalizer = saved_model_lib.resolve_normalizer(model, preprocessing)
     size = saved_model_lib.base_size(model) if image_size is None else image_size
     logits = models_lib.head_of(model)[2] is None

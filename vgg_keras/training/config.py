@@ -11,6 +11,8 @@ from __future__ import annotations
 import ml_collections
 
 from vgg_keras import configs as configs_lib
+from vgg_keras.normalization import IMAGENET_MEAN_RGB
+from vgg_keras.validation import check_choice, reject
 
 __all__ = [
     "PRECISIONS",
@@ -24,8 +26,6 @@ __all__ = [
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 WEIGHT_DECAY_MODES = ("l2", "decoupled", "none")
-# Mean RGB of the ILSVRC-2012 training set (the Caffe constants, in RGB order).
-IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
 PAPER_BATCH_SIZE = 256
 
 
@@ -196,13 +196,11 @@ def paper_config(arch: str, scale_min: int = 256, scale_max: int | None = None,
 
 
 def _fail(field: str, value, allowed: str) -> None:
-    raise ValueError(f"Invalid config.{field}={value!r}; allowed: {allowed}.")
+    raise reject(f"config.{field}", value, allowed)
 
 
 def _check_choice(config, field: str, allowed) -> None:
-    value = _get(config, field)
-    if value not in allowed:
-        _fail(field, value, ", ".join(repr(a) for a in allowed))
+    check_choice(f"config.{field}", _get(config, field), allowed)
 
 
 def _get(config, field: str):

@@ -111,7 +111,7 @@ def validate_finetune_config(config: ml_collections.ConfigDict) -> ml_collection
     f = config.finetune
     if not isinstance(f.source, str) or not f.source:
         _fail("source", f.source, f"a weights tag ({', '.join(weights_lib.TAGS)}), a weights file or a .keras model")
-    modes = ("", *preprocessing_lib.MODES)
+    modes = ("", *preprocessing_lib.PREPROCESSING_MODES)
     if f.preprocessing not in modes:
         _fail("preprocessing", f.preprocessing, ", ".join(repr(a) for a in modes))
     return config
@@ -243,7 +243,7 @@ def finetune_model(source: keras.Model, num_classes: int, *, head: str = "predic
     if _layer(source, "preprocessing") is None:
         if not preprocessing:
             raise ValueError(f"config.finetune.preprocessing='' but model {source.name!r} has no preprocessing layer; "
-                             f"allowed: the mode its weights expect, one of {list(preprocessing_lib.MODES)}.")
+                             f"allowed: the mode its weights expect, one of {list(preprocessing_lib.PREPROCESSING_MODES)}.")
         before = preprocessing_lib.preprocessing_layer(preprocessing, dtype=precision)
     keep = {
         "pooled": lambda layer: layer.name == "preprocessing" or _BLOCK_NAME.match(layer.name) is not None,
