@@ -136,6 +136,22 @@ def test_old_layout_file_loads_and_describes(tmp_path):
     assert vgg_keras.describe(dense).carried and dense.input_shape == (None, 32, 32, 3)
 
 
+def test_normalisation_in_front_of_input_tensor_is_described(tmp_path):
+    """The trainer's layout: `build(input_tensor=Preprocessing(...)(image))`."""
+    image = keras.Input((32, 32, 3), name="image")
+    normalised = Preprocessing("mean_rgb", mean=[1.0, 2.0, 3.0], name="normalise")(image)
+    model = _tiny("A", input_tensor=normalised)
+    d = vgg_keras.describe(model)
+    assert (d.preprocessing, d.spec.preprocessing_mean) == ("mean_rgb", (1.0, 2.0, 3.0))
+    assert d.preprocessing_layer == "normalise"
+    restored = keras.saving.load_model(_save(model, tmp_path / "t.keras"))
+    assert vgg_keras.describe(restored).spec == d.spec
+    conv = vgg_keras.to_fully_convolutional(restored)  # the normalisation moves inside, as before
+    assert vgg_keras.describe(conv).spec.preprocessing_mean == (1.0, 2.0, 3.0)
+    x = np.random.default_rng(2).uniform(0, 255, (1, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(conv(x), model(x), rtol=1e-5, atol=1e-6)
+
+
 def test_describe_rejects_other_models():
     with pytest.raises(TypeError, match="keras.Model"):
         vgg_keras.describe("vgg16")

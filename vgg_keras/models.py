@@ -16,6 +16,11 @@ Both image data formats build, as in `keras.applications`: the model follows
 `keras.config.image_data_format()` (or `data_format=`). Kernels have the same shapes in
 both (Keras keeps conv kernels HWIO and its `Flatten` flattens channels-first maps in
 H, W, C order), so every weights file loads into either and `to_data_format` converts.
+
+Every builder returns a `VGG`: a functional model that carries its `ModelSpec` (plain data)
+through `.keras` save/load. `describe(model)` is the one way to ask what a model is and
+where its key layers are; this module is the only one that knows the layer names (for a
+model saved before the spec was carried, it reads the spec from them once).
 """
 
 from __future__ import annotations
@@ -284,7 +289,24 @@ def build_from_spec(spec: ModelSpec, input_tensor=None) -> keras.Model:
         x = _pooled_features(x, spec)
     if given is not None:
         inputs = keras.src.ops.operation_utils.get_source_inputs(given)
-    return VGG(inputs, x, name=spec.name, vgg_spec=spec)
+    model = VGG(inputs, x, name=spec.name, vgg_spec=spec)
+    if given is not None and spec.preprocessing is None:
+        # A normalisation layer in front of `input_tensor` (as the trainer builds) is part of the model.
+        model._vgg_spec = dataclasses.replace(spec, **_preprocessing_fields(model))
+    return model
+
+
+def _preprocessing_layer_of(model: keras.Model):
+    """The model's normalisation layer (found by type: it may stand in front of an `input_tensor`), or None."""
+    return next((layer for layer in model.layers if isinstance(layer, preprocessing_lib.Preprocessing)), None)
+
+
+def _preprocessing_fields(model: keras.Model) -> dict[str, Any]:
+    """`preprocessing` / `preprocessing_mean` of the model's normalisation layer."""
+    layer = _preprocessing_layer_of(model)
+    if layer is None:
+        return {"preprocessing": None, "preprocessing_mean": None}
+    return {"preprocessing": layer.mode, "preprocessing_mean": None if layer.mean is None else tuple(layer.mean)}
 
 
 # --------------------------------------------------------------------------- validation
@@ -625,8 +647,6 @@ def _derived_spec(model: keras.Model) -> ModelSpec:
         raise ValueError(f"Needs a vgg_keras model (a layer 'block1_conv1'); model {model.name!r} has none.")
     blocks, lrn = _spec_blocks(model), _layer_or_none(model, "block1_lrn") is not None
     letter = _config_letter(blocks, lrn)
-    layer = _layer_or_none(model, PREPROCESSING_LAYER)
-    mean = getattr(layer, "mean", None)
     common = {
         "blocks": blocks,
         "config": letter,
@@ -634,8 +654,7 @@ def _derived_spec(model: keras.Model) -> ModelSpec:
         "batch_norm": _layer_or_none(model, "block1_bn1") is not None,
         "lrn": lrn,
         "input_shape": tuple(model.input_shape[1:]),
-        "preprocessing": layer.mode if layer is not None else None,
-        "preprocessing_mean": tuple(mean) if mean is not None else None,
+        **_preprocessing_fields(model),
         "name": model.name,
         "data_format": conv.data_format,
     }
@@ -792,7 +811,7 @@ def describe(model: keras.Model) -> ModelDescription:
         preprocessing=spec.preprocessing,
         data_format=spec.data_format,
         input_shape=tuple(model.input_shape[1:]),
-        preprocessing_layer=PREPROCESSING_LAYER if spec.preprocessing is not None else None,
+        preprocessing_layer=getattr(_preprocessing_layer_of(model), "name", None),
         conv_layers=convs,
         relu_layers=_relu_names(spec.blocks, spec.batch_norm),
         pool_layers=pools,
