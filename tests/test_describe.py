@@ -149,7 +149,7 @@ def test_normalisation_in_front_of_input_tensor_is_described(tmp_path):
     conv = vgg_keras.to_fully_convolutional(restored)  # the normalisation moves inside, as before
     assert vgg_keras.describe(conv).spec.preprocessing_mean == (1.0, 2.0, 3.0)
     x = np.random.default_rng(2).uniform(0, 255, (1, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(conv(x), model(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(conv(x), model([x]), rtol=1e-5, atol=1e-6)  # input_tensor: a list of inputs
 
 
 def test_describe_rejects_other_models():
