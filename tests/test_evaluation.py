@@ -211,7 +211,7 @@ def test_pad_multiple_does_not_change_dense_results(runner):
 
 def test_baked_in_preprocessing_equals_preprocess_callable():
     plain = _tiny(seed=3)
-    spec = dataclasses.replace(models._spec_of(plain), preprocessing=preprocessing.preprocessing_layer("caffe"))
+    spec = dataclasses.replace(models.describe(plain).spec, preprocessing="caffe")
     baked = models.build_from_spec(spec)
     baked.set_weights(plain.get_weights())
     images = [_image(64, 96, 6), _image(80, 64, 7)]

@@ -21,7 +21,7 @@ _MODEL_MODULES = {
     "vgg_keras.models": (
         "VGG11", "VGG11BN", "VGG11LRN", "VGG13", "VGG13BN", "VGG16", "VGG16BN", "VGG16C", "VGG19", "VGG19BN",
         "build", "feature_extractor", "get_model", "init_from_shallower", "list_models", "score_map_model",
-        "to_dense", "to_fully_convolutional",
+        "to_dense", "to_fully_convolutional", "describe",
     ),
     "vgg_keras.preprocessing": (
         "Preprocessing", "decode_predictions", "imagenet_classes", "preprocess_input", "preprocessing_layer",
@@ -93,6 +93,7 @@ __all__ = [
     "VGG19BN",
     "build",
     "convert_weights",
+    "describe",
     "decode_predictions",
     "feature_extractor",
     "get_model",

@@ -36,6 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vgg_keras import models as models_lib
 from vgg_keras.data.sources import Source, multilabel_tfds_source
 from vgg_keras.evaluation import forward, inputs, protocol
 from vgg_keras.validation import check_choice, check_scales
@@ -57,7 +58,6 @@ __all__ = [
 
 AGGREGATIONS = ("average", "stack")
 LOSSES = ("hinge", "softmax")
-DEFAULT_LAYER = "fc2"
 
 
 def _identity(x):
@@ -65,14 +65,15 @@ def _identity(x):
 
 
 def descriptor_runner(model: keras.Model, preprocess: Callable | None = None,
-                      layer: str = DEFAULT_LAYER) -> forward.ModelRunner:
+                      layer: str | None = None) -> forward.ModelRunner:
     """A masked dense forward pass that ends at `layer` (fc2) and pools it over space.
 
     Args:
         model: A vgg_keras classifier (dense or conv head; converted to the conv head, and
             to channels-last, since the batches are `[B, H, W, 3]`).
         preprocess: Normalisation for RGB 0..255 inputs (None when the model has its own).
-        layer: The layer whose map is pooled ("fc2" in the paper; "fc1" also works).
+        layer: The layer whose map is pooled; None: the last hidden FC layer (fc2, the
+            paper's choice); `vgg_keras.describe(model).fc_layers` lists the allowed ones.
 
     Returns:
         A `ModelRunner` whose `posteriors(images, sizes)` are the spatially averaged
@@ -82,8 +83,9 @@ def descriptor_runner(model: keras.Model, preprocess: Callable | None = None,
         ValueError: If the model has no classifier or no such layer in its chain.
     """
     runner = forward.prepare_model(model, preprocess)
+    allowed = list(models_lib.describe(model).fc_layers)
+    layer = allowed[-1] if layer is None else layer
     names = [chain_layer.name for chain_layer in runner.layers]
-    allowed = [name for name in names if name.startswith("fc") and "dropout" not in name]
     if layer not in allowed:
         raise ValueError(f"layer={layer!r} is not a feature layer of {model.name!r}; allowed: {allowed}.")
     chain = runner.layers[: names.index(layer) + 1]
@@ -159,7 +161,7 @@ class DescriptorSet:
 def extract_descriptors(model: keras.Model | forward.ModelRunner, source: Source, *, scales: int | Sequence[int] = 256,
                         aggregation: str = "average", flip: bool = True, batch_size: int = 16,
                         preprocess: Callable | None = None, max_examples: int | None = None,
-                        layer: str = DEFAULT_LAYER) -> DescriptorSet:
+                        layer: str | None = None) -> DescriptorSet:
     """The paper's descriptors for every image of a source (Appendix B).
 
     Each image is decoded once, rescaled to every Q, padded into `tf.data` batches and
@@ -174,7 +176,7 @@ def extract_descriptors(model: keras.Model | forward.ModelRunner, source: Source
         batch_size: Images per batch.
         preprocess: Normalisation for RGB 0..255 images (ignored when `model` is a runner).
         max_examples: Only the first examples.
-        layer: The pooled layer ("fc2").
+        layer: The pooled layer (None: fc2, see `descriptor_runner`).
 
     Returns:
         A `DescriptorSet`.

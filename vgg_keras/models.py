@@ -16,12 +16,18 @@ Both image data formats build, as in `keras.applications`: the model follows
 `keras.config.image_data_format()` (or `data_format=`). Kernels have the same shapes in
 both (Keras keeps conv kernels HWIO and its `Flatten` flattens channels-first maps in
 H, W, C order), so every weights file loads into either and `to_data_format` converts.
+
+Every builder returns a `VGG`: a functional model that carries its `ModelSpec` (plain data)
+through `.keras` save/load. `describe(model)` is the one way to ask what a model is and
+where its key layers are; this module is the only one that knows the layer names (for a
+model saved before the spec was carried, it reads the spec from them once).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from typing import Any, Callable, Sequence
 
 import keras
@@ -34,7 +40,11 @@ from vgg_keras.layers import LocalResponseNormalization
 from vgg_keras.validation import check_choice
 
 __all__ = [
+    "VGG",
     "ModelSpec",
+    "ModelDescription",
+    "describe",
+    "relu_layer_names",
     "build",
     "get_model",
     "list_models",
@@ -54,6 +64,7 @@ DATA_FORMATS = ("channels_last", "channels_first")
 MIN_INPUT_SIZE = 32
 DEFAULT_SIZE = 224
 PAPER_INIT_FC_LAYERS = ("fc1", "fc2", "predictions")
+PREPROCESSING_LAYER = "preprocessing"
 _CONV_NAME = re.compile(r"^block(\d+)_conv(\d+)$")
 
 
@@ -61,26 +72,37 @@ _CONV_NAME = re.compile(r"^block(\d+)_conv(\d+)$")
 class ModelSpec:
     """Everything that determines a VGG model's architecture (widths already applied).
 
+    Plain data only (strings, numbers, tuples): the model carries it through `.keras`
+    save/load (`VGG.get_config`), and `describe(model)` reports it.
+
     Attributes:
         blocks: Five tuples of `ConvSpec` with the actual filter counts.
+        config: The paper's letter ("A", "A-LRN", "B", "C", "D", "E").
+        width_multiplier: The factor the filter counts were scaled by (derived from the last
+            conv for a model saved without a spec).
         batch_norm: Conv -> BatchNorm -> ReLU instead of Conv(ReLU).
         lrn: Local Response Normalisation after the first conv (A-LRN).
         include_top: Whether the classifier (fc1, fc2, predictions) is present.
         head: "dense" (Flatten + Dense) or "conv" (fc1 a valid conv, 1x1 convs, averaged scores).
         fc_units: Width of fc1 and fc2.
         classes: Number of classes of the predictions layer.
-        classifier_activation: Activation of the top layer (None for logits).
+        classifier_activation: Activation of the top layer, serialised (None for logits).
         dropout: Dropout rate after fc1 and fc2 (0, the default, means no Dropout layers).
         pooling: Global pooling of the features when `include_top=False`.
         base_size: Input size the head is designed for; the conv head's fc1 kernel is base_size / 32.
         input_shape: Input shape without the batch axis.
-        kernel_initializer: Keras initializer for every conv and dense kernel.
-        preprocessing: Optional layer applied to the input before block1 (normalisation).
+        kernel_initializer: Keras initializer for every conv and dense kernel (used when
+            building; not saved with the model, whose weights are).
+        preprocessing: The mode of the baked-in normalisation layer ("caffe", "torch",
+            "mean_rgb"), or None when the model takes normalised input.
+        preprocessing_mean: The "mean_rgb" mean of that layer (None: ImageNet's).
         name: The model's name.
         data_format: "channels_last" (images `(H, W, C)`) or "channels_first" (`(C, H, W)`).
     """
 
     blocks: tuple[tuple[configs_lib.ConvSpec, ...], ...]
+    config: str = "D"
+    width_multiplier: float = 1.0
     batch_norm: bool = False
     lrn: bool = False
     include_top: bool = True
@@ -92,10 +114,63 @@ class ModelSpec:
     pooling: str | None = None
     base_size: int = DEFAULT_SIZE
     input_shape: tuple[int | None, ...] = (DEFAULT_SIZE, DEFAULT_SIZE, 3)
-    kernel_initializer: Any = "glorot_uniform"
-    preprocessing: keras.layers.Layer | None = None
+    kernel_initializer: Any = dataclasses.field(default="glorot_uniform", compare=False)
+    preprocessing: str | None = None
+    preprocessing_mean: tuple[float, ...] | None = None
     name: str = "vgg"
     data_format: str = "channels_last"
+
+    def to_config(self) -> dict[str, Any]:
+        """The spec as JSON-serialisable data (without `kernel_initializer`)."""
+        config = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "kernel_initializer"}
+        config["blocks"] = [[[conv.filters, conv.kernel_size] for conv in block] for block in self.blocks]
+        config["input_shape"] = list(self.input_shape)
+        if self.preprocessing_mean is not None:
+            config["preprocessing_mean"] = list(self.preprocessing_mean)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ModelSpec:
+        """The inverse of `to_config` (unknown keys, from a newer vgg_keras, are ignored)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {key: value for key, value in config.items() if key in known}
+        values["blocks"] = tuple(tuple(configs_lib.ConvSpec(*conv) for conv in block) for block in config["blocks"])
+        values["input_shape"] = tuple(config["input_shape"])
+        if values.get("preprocessing_mean") is not None:
+            values["preprocessing_mean"] = tuple(values["preprocessing_mean"])
+        return cls(**values)
+
+
+@keras.saving.register_keras_serializable(package="vgg_keras")
+class VGG(keras.Model):
+    """A functional VGG that carries its `ModelSpec` (what every vgg_keras builder returns).
+
+    The layers and the graph are exactly those of a plain functional model; the spec rides
+    along in `get_config()` (key "vgg_spec"), so it survives `.keras` save/load, as the
+    config of a keras-hub backbone does. Ask it through `vgg_keras.describe(model)`.
+
+    Args:
+        *args: `keras.Model` functional arguments (inputs, outputs).
+        vgg_spec: A `ModelSpec`, or its `to_config()` dict (when loading).
+        **kwargs: Further `keras.Model` arguments (name, trainable).
+    """
+
+    def __init__(self, *args, vgg_spec: ModelSpec | dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if isinstance(vgg_spec, dict):
+            vgg_spec = ModelSpec.from_config(vgg_spec)
+        self._vgg_spec = vgg_spec
+
+    @property
+    def spec(self) -> ModelSpec | None:
+        """The architecture this model was built from (None when cloned without it)."""
+        return self._vgg_spec
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        if self._vgg_spec is not None:
+            config["vgg_spec"] = self._vgg_spec.to_config()
+        return config
 
 
 # --------------------------------------------------------------------------- building
@@ -200,10 +275,12 @@ def build_from_spec(spec: ModelSpec, input_tensor=None) -> keras.Model:
         input_tensor: Optional Keras tensor to use as the model's input.
 
     Returns:
-        A `keras.Model`.
+        A `VGG` (a functional `keras.Model`) carrying `spec`.
     """
     inputs, given = _model_input(spec, input_tensor)
-    x = spec.preprocessing(inputs) if spec.preprocessing is not None else inputs
+    x = inputs
+    if spec.preprocessing is not None:
+        x = _normalisation_layer(spec, x.shape[-1 if spec.data_format == "channels_last" else 1])(x)
     x = _conv_body(x, spec)
     if spec.include_top:
         x = _conv_head(x, spec) if spec.head == "conv" else _dense_head(x, spec)
@@ -211,7 +288,35 @@ def build_from_spec(spec: ModelSpec, input_tensor=None) -> keras.Model:
         x = _pooled_features(x, spec)
     if given is not None:
         inputs = keras.src.ops.operation_utils.get_source_inputs(given)
-    return keras.Model(inputs, x, name=spec.name)
+    model = VGG(inputs, x, name=spec.name, vgg_spec=spec)
+    if given is not None and spec.preprocessing is None:
+        # A normalisation layer in front of `input_tensor` (as the trainer builds) is part of the model.
+        model._vgg_spec = dataclasses.replace(spec, **_preprocessing_fields(model))
+    return model
+
+
+def _normalisation_layer(spec: ModelSpec, channels: int | None):
+    """The weights' normalisation as a layer: RGB, or adapted to `channels` inputs (vgg_keras.channels)."""
+    mean = None if spec.preprocessing_mean is None else list(spec.preprocessing_mean)
+    if channels not in (None, 3):
+        return channels_lib.ChannelPreprocessing(spec.preprocessing, channels, mean=mean,
+                                                 data_format=spec.data_format, name=PREPROCESSING_LAYER)
+    return preprocessing_lib.preprocessing_layer(spec.preprocessing, name=PREPROCESSING_LAYER, mean=mean,
+                                                 data_format=spec.data_format)
+
+
+def _preprocessing_layer_of(model: keras.Model):
+    """The model's normalisation layer (found by type: it may stand in front of an `input_tensor`), or None."""
+    kinds = (preprocessing_lib.Preprocessing, channels_lib.ChannelPreprocessing)
+    return next((layer for layer in model.layers if isinstance(layer, kinds)), None)
+
+
+def _preprocessing_fields(model: keras.Model) -> dict[str, Any]:
+    """`preprocessing` / `preprocessing_mean` of the model's normalisation layer."""
+    layer = _preprocessing_layer_of(model)
+    if layer is None:
+        return {"preprocessing": None, "preprocessing_mean": None}
+    return {"preprocessing": layer.mode, "preprocessing_mean": None if layer.mean is None else tuple(layer.mean)}
 
 
 # --------------------------------------------------------------------------- validation
@@ -327,15 +432,31 @@ def _initializer(kernel_initializer):
     return kernel_initializer
 
 
-def _preprocessing_layer(include: bool, mode: str | None, weights, arch: str, data_format: str, channels: int = 3):
+def _preprocessing_mode(include: bool, mode: str | None, weights, arch: str) -> str | None:
     if not include:
         if mode is not None:
             raise ValueError(f"preprocessing={mode!r} needs include_preprocessing=True.")
         return None
     mode = mode or weights_lib.preprocessing_mode_for(weights, arch)
-    if channels != 3:
-        return channels_lib.ChannelPreprocessing(mode, channels, data_format=data_format, name="preprocessing")
-    return preprocessing_lib.preprocessing_layer(mode, data_format=data_format)
+    preprocessing_lib.normalization(mode)  # an unknown mode fails here, naming the allowed ones
+    return mode
+
+
+def _serialized_activation(activation):
+    """A classifier activation as data: a name (or a Keras config), None for logits."""
+    if activation is None or isinstance(activation, str):
+        return activation
+    try:
+        serialized = keras.activations.serialize(activation)
+    except (OSError, TypeError, ValueError):  # e.g. a lambda: it builds, but cannot be saved as data
+        return activation
+    return None if serialized == "linear" else serialized
+
+
+def _head_base_size(shape, include_top: bool, head: str, base_size: int, data_format: str) -> int:
+    """The input side the head is built for: a square dense head's input side (its fc1 sees it)."""
+    height, width, _ = _split_shape(shape, data_format)
+    return int(height) if include_top and head == "dense" and height == width else base_size
 
 
 def _resolve_data_format(data_format: str | None) -> str:
@@ -428,25 +549,29 @@ def build(
     if pretrained:
         _check_pretrained_head(classes, classifier_activation, include_top)
     shape = _resolve_input_shape(input_shape, input_tensor, include_top, head, base_size, pretrained, data_format)
+    base_size = _head_base_size(shape, include_top, head, base_size, data_format)
     spec = ModelSpec(
         blocks=_scaled_blocks(vgg_config, width_multiplier),
+        config=vgg_config.letter,
+        width_multiplier=float(width_multiplier),
         batch_norm=batch_norm,
         lrn=vgg_config.lrn,
         include_top=include_top,
         head=head,
         fc_units=fc_units,
         classes=classes,
-        classifier_activation=classifier_activation,
+        classifier_activation=_serialized_activation(classifier_activation) if include_top else None,
         dropout=dropout,
         pooling=pooling,
         base_size=base_size,
         input_shape=shape,
         kernel_initializer=_initializer(kernel_initializer),
-        preprocessing=_preprocessing_layer(include_preprocessing, preprocessing, weights, arch, data_format,
-                                           _split_shape(shape, data_format)[2]),
+        preprocessing=_preprocessing_mode(include_preprocessing, preprocessing, weights, arch),
         name=name or arch,
         data_format=data_format,
     )
+    if not include_top:  # the classifier arguments do not shape this model: the spec keeps their defaults
+        spec = dataclasses.replace(spec, head="dense", fc_units=4096, classes=1000, dropout=0.0, base_size=DEFAULT_SIZE)
     model = build_from_spec(spec, input_tensor)
     weights_lib.load_weights(model, weights, arch=arch, include_top=include_top)
     return model
@@ -474,7 +599,7 @@ def list_models() -> list[str]:
     return list(configs_lib.MODEL_NAMES)
 
 
-# --------------------------------------------------------------------------- head conversion
+# --------------------------------------------------------------------------- what a model is
 
 
 def _conv_layers(model: keras.Model) -> list[keras.layers.Layer]:
@@ -493,97 +618,255 @@ def _layer_or_none(model: keras.Model, name: str):
     return next((layer for layer in model.layers if layer.name == name), None)
 
 
-def _require_top(model: keras.Model) -> keras.layers.Layer:
+def _config_letter(blocks, lrn: bool) -> str:
+    """The Table 1 letter whose conv counts and kernel sizes are those of `blocks`."""
+    kernels = tuple(tuple(conv.kernel_size for conv in block) for block in blocks)
+    for letter, config in configs_lib.CONFIGS.items():
+        if config.lrn == lrn and tuple(tuple(c.kernel_size for c in b) for b in config.blocks) == kernels:
+            return letter
+    raise ValueError(f"The conv blocks {kernels} (kernel sizes) match no configuration of Table 1.")
+
+
+def _derived_top(model: keras.Model, fc1, data_format: str) -> dict[str, Any]:
+    """Head, base size, widths and activation of a classifier, read from its layers."""
+    dropout_layer = _layer_or_none(model, "fc1_dropout")
+    predictions = _layer_or_none(model, "predictions")
+    if predictions is None:
+        raise ValueError(f"Model {model.name!r} has a layer 'fc1' but no 'predictions': not a vgg_keras VGG.")
+    dropout = dropout_layer.rate if dropout_layer else 0.0
+    if isinstance(fc1, keras.layers.Conv2D):
+        activation_layer = _layer_or_none(model, "predictions_activation")
+        activation = keras.activations.serialize(activation_layer.activation) if activation_layer else None
+        return {"head": "conv", "base_size": fc1.kernel_size[0] * 32, "classifier_activation": activation,
+                "fc_units": fc1.filters, "classes": predictions.filters, "dropout": dropout}
+    height, width, _ = _split_shape(tuple(model.input_shape[1:]), data_format)
+    if height != width:
+        raise ValueError(f"A dense head needs a square input; model {model.name!r} takes {model.input_shape}.")
+    activation = keras.activations.serialize(predictions.activation)
+    activation = None if activation == "linear" else activation
+    return {"head": "dense", "base_size": int(height), "classifier_activation": activation,
+            "fc_units": fc1.units, "classes": predictions.units, "dropout": dropout}
+
+
+def _derived_spec(model: keras.Model) -> ModelSpec:
+    """The spec of a model that does not carry one (saved before vgg_keras 0.1, or a plain
+    `keras.Model` around a VGG's layers), read once from its layer names and types."""
+    conv = _layer_or_none(model, "block1_conv1")
+    if conv is None:
+        raise ValueError(f"Needs a vgg_keras model (a layer 'block1_conv1'); model {model.name!r} has none.")
+    blocks, lrn = _spec_blocks(model), _layer_or_none(model, "block1_lrn") is not None
+    letter = _config_letter(blocks, lrn)
+    common = {
+        "blocks": blocks,
+        "config": letter,
+        "width_multiplier": blocks[-1][-1].filters / configs_lib.CONFIGS[letter].blocks[-1][-1].filters,
+        "batch_norm": _layer_or_none(model, "block1_bn1") is not None,
+        "lrn": lrn,
+        "input_shape": tuple(model.input_shape[1:]),
+        **_preprocessing_fields(model),
+        "name": model.name,
+        "data_format": conv.data_format,
+    }
     fc1 = _layer_or_none(model, "fc1")
-    if fc1 is None or _layer_or_none(model, "predictions") is None:
+    if fc1 is None:  # include_top=False: the features, maybe pooled
+        pooling = next((p for p in ("avg", "max") if _layer_or_none(model, f"{p}_pool") is not None), None)
+        return ModelSpec(include_top=False, pooling=pooling, classifier_activation=None, **common)
+    return ModelSpec(**_derived_top(model, fc1, conv.data_format), **common)
+
+
+def _spec(model: keras.Model) -> ModelSpec:
+    """The spec the model carries, or (a model saved without one) the one its layers imply."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a keras.Model; received {type(model).__name__}.")
+    carried = model.spec if isinstance(model, VGG) else None
+    return carried if carried is not None else _derived_spec(model)
+
+
+def _relu_name(block: int, index: int, batch_norm: bool) -> str:
+    """The layer whose output is the ReLU of conv `index` in `block` (the conv itself without BN)."""
+    return f"block{block}_relu{index}" if batch_norm else f"block{block}_conv{index}"
+
+
+def _relu_names(blocks, batch_norm: bool) -> dict[str, str]:
+    return {
+        f"relu{block}_{index}": _relu_name(block, index, batch_norm)
+        for block, convs in enumerate(blocks, start=1)
+        for index in range(1, len(convs) + 1)
+    }
+
+
+def relu_layer_names(config: str) -> dict[str, str]:
+    """Every ReLU output of an architecture: `{relu name: Keras layer name}`, in order.
+
+    Args:
+        config: A model name or paper letter ("vgg16", "E", "vgg19_bn").
+
+    Returns:
+        E.g. `{"relu1_1": "block1_conv1", ..., "relu5_3": "block5_conv3"}` for vgg16
+        (`"block1_relu1"`, ... for the BatchNorm variants, whose ReLU is a layer of its own).
+
+    Raises:
+        ValueError: For an unknown name.
+    """
+    vgg_config, batch_norm = configs_lib.resolve_model_name(config)
+    return _relu_names(vgg_config.blocks, batch_norm)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelDescription:
+    """What a vgg_keras model is, and the names of its key layers (from `describe`).
+
+    Attributes:
+        spec: The full `ModelSpec` (rebuild with `build_from_spec`).
+        carried: True when the model carries its spec; False when it was read from the
+            layers (a model saved before the spec was carried, or a plain `keras.Model`
+            made of a VGG's layers).
+        config: The paper's letter ("A", "A-LRN", "B", "C", "D", "E").
+        batch_norm: Whether each conv is followed by BatchNorm and a ReLU layer.
+        lrn: Whether LRN follows the first conv (A-LRN).
+        width_multiplier: The factor the paper's filter counts were scaled by.
+        head: "dense", "conv", or None for a model without its classifier.
+        base_size: The input side the head is built for.
+        classes: Width of the predictions layer (None without a classifier).
+        classifier_activation: The top layer's activation (None for logits or no classifier).
+        fc_units: Width of fc1 and fc2 (None without a classifier).
+        pooling: The global pooling of a model without classifier (None, "avg", "max").
+        preprocessing: The mode of the baked-in normalisation, or None when the model takes
+            normalised input.
+        data_format: "channels_last" or "channels_first".
+        input_shape: The input shape without the batch axis.
+        preprocessing_layer: Name of the normalisation layer (None without one).
+        conv_layers: Every conv of the five blocks, in order.
+        relu_layers: `{relu name: layer}` for every ReLU output ("relu2_2": "block2_conv2").
+        pool_layers: The five block max-pools, in order.
+        last_conv: The last conv layer.
+        features_layer: The conv body's output (the last block's pool).
+        fc_layers: The hidden classifier layers ("fc1", "fc2"; empty without a classifier).
+        predictions_layer: The class-score layer (None without a classifier).
+        activation_layer: The separate activation layer of a conv head (None otherwise).
+        score_layers: The predictions layer and the layers after it (averaging, activation).
+    """
+
+    spec: ModelSpec
+    carried: bool
+    config: str
+    batch_norm: bool
+    lrn: bool
+    width_multiplier: float
+    head: str | None
+    base_size: int
+    classes: int | None
+    classifier_activation: Any
+    fc_units: int | None
+    pooling: str | None
+    preprocessing: str | None
+    data_format: str
+    input_shape: tuple
+    preprocessing_layer: str | None
+    conv_layers: tuple[str, ...]
+    relu_layers: dict[str, str]
+    pool_layers: tuple[str, ...]
+    last_conv: str
+    features_layer: str
+    fc_layers: tuple[str, ...]
+    predictions_layer: str | None
+    activation_layer: str | None
+    score_layers: tuple[str, ...]
+
+
+def _top_names(spec: ModelSpec) -> dict[str, Any]:
+    if not spec.include_top:
+        return {"fc_layers": (), "predictions_layer": None, "activation_layer": None, "score_layers": ()}
+    activation = "predictions_activation" if spec.head == "conv" and spec.classifier_activation is not None else None
+    after = ("score_average",) + ((activation,) if activation else ()) if spec.head == "conv" else ()
+    return {"fc_layers": ("fc1", "fc2"), "predictions_layer": "predictions", "activation_layer": activation,
+            "score_layers": ("predictions",) + after}
+
+
+def describe(model: keras.Model) -> ModelDescription:
+    """What a vgg_keras model is: the one way the rest of the package asks.
+
+    Reads the spec the model carries (every model vgg_keras builds, also after a `.keras`
+    round trip), or, for a model saved before vgg_keras carried it, derives it once from
+    the layers. No module outside `vgg_keras.models` looks layers up by name.
+
+    Args:
+        model: A vgg_keras model (any config, head, data format, with or without classifier).
+
+    Returns:
+        A `ModelDescription`.
+
+    Raises:
+        TypeError: If `model` is not a `keras.Model`.
+        ValueError: If it is not a vgg_keras VGG (no layer "block1_conv1", ...).
+    """
+    spec = _spec(model)
+    convs = tuple(f"block{b}_conv{i}" for b, block in enumerate(spec.blocks, 1) for i in range(1, len(block) + 1))
+    pools = tuple(f"block{b}_pool" for b in range(1, len(spec.blocks) + 1))
+    top = spec.include_top
+    return ModelDescription(
+        spec=spec,
+        carried=isinstance(model, VGG) and model.spec is not None,
+        config=spec.config,
+        batch_norm=spec.batch_norm,
+        lrn=spec.lrn,
+        width_multiplier=spec.width_multiplier,
+        head=spec.head if top else None,
+        base_size=spec.base_size,
+        classes=spec.classes if top else None,
+        classifier_activation=spec.classifier_activation if top else None,
+        fc_units=spec.fc_units if top else None,
+        pooling=spec.pooling,
+        preprocessing=spec.preprocessing,
+        data_format=spec.data_format,
+        input_shape=tuple(model.input_shape[1:]),
+        preprocessing_layer=getattr(_preprocessing_layer_of(model), "name", None),
+        conv_layers=convs,
+        relu_layers=_relu_names(spec.blocks, spec.batch_norm),
+        pool_layers=pools,
+        last_conv=convs[-1],
+        features_layer=pools[-1],
+        **_top_names(spec),
+    )
+
+
+def _require_top(model: keras.Model) -> ModelSpec:
+    spec = _spec(model)
+    if not spec.include_top:
         raise ValueError(
             f"Needs a vgg_keras model with its classifier (layers 'fc1' ... 'predictions'); "
             f"model {model.name!r} has none (built with include_top=False?)."
         )
-    return fc1
+    return spec
 
 
 def data_format_of(model: keras.Model) -> str:
-    """The image data format a vgg_keras model was built with.
+    """The image data format a vgg_keras model was built with (`describe(model).data_format`).
 
     Args:
         model: A vgg_keras model.
 
     Returns:
-        "channels_last" or "channels_first" (read from its first conv, `block1_conv1`).
+        "channels_last" or "channels_first".
 
     Raises:
-        ValueError: If the model has no layer `block1_conv1`.
+        ValueError: If the model is not a vgg_keras VGG.
     """
-    conv = _layer_or_none(model, "block1_conv1")
-    if conv is None:
-        raise ValueError(f"Needs a vgg_keras model (a layer 'block1_conv1'); model {model.name!r} has none.")
-    return conv.data_format
-
-
-def _input_size(model: keras.Model) -> tuple:
-    """`(height, width, channels)` of the model's input, in either data format."""
-    return _split_shape(tuple(model.input_shape[1:]), data_format_of(model))
+    return _spec(model).data_format
 
 
 def head_of(model: keras.Model) -> tuple[str, int, Any]:
-    """The classifier of a vgg_keras model, read from its layers.
-
-    Args:
-        model: A vgg_keras model with its classifier.
+    """Deprecated: use `describe(model)` (`.head`, `.base_size`, `.classifier_activation`).
 
     Returns:
-        `(head, base_size, classifier_activation)`: "dense" or "conv", the input side the
-        head is built for, and the top layer's activation name (None for logits).
+        `(head, base_size, classifier_activation)`.
 
     Raises:
-        ValueError: If the model has no classifier, or a dense head on a non-square input.
+        ValueError: If the model has no classifier.
     """
-    fc1 = _require_top(model)
-    if isinstance(fc1, keras.layers.Conv2D):
-        activation_layer = _layer_or_none(model, "predictions_activation")
-        activation = keras.activations.serialize(activation_layer.activation) if activation_layer else None
-        return "conv", fc1.kernel_size[0] * 32, activation
-    height, width, _ = _input_size(model)
-    if height != width:
-        raise ValueError(f"A dense head needs a square input; model {model.name!r} takes {model.input_shape}.")
-    activation = keras.activations.serialize(model.get_layer("predictions").activation)
-    return "dense", int(height), None if activation == "linear" else activation
-
-
-def _preprocessing_copy(model: keras.Model, **overrides):
-    """A fresh copy of the model's "preprocessing" layer (config `overrides` applied), or None."""
-    layer = _layer_or_none(model, "preprocessing")
-    return layer.__class__.from_config({**layer.get_config(), **overrides}) if layer is not None else None
-
-
-def _spec_of(model: keras.Model) -> ModelSpec:
-    """Recovers the `ModelSpec` of a vgg_keras model from its layers."""
-    common = dict(
-        blocks=_spec_blocks(model),
-        batch_norm=_layer_or_none(model, "block1_bn1") is not None,
-        lrn=_layer_or_none(model, "block1_lrn") is not None,
-        input_shape=tuple(model.input_shape[1:]),
-        preprocessing=_preprocessing_copy(model),
-        name=model.name,
-        data_format=data_format_of(model),
-    )
-    if _layer_or_none(model, "fc1") is None:  # include_top=False: the features, maybe pooled
-        pooling = next((p for p in ("avg", "max") if _layer_or_none(model, f"{p}_pool") is not None), None)
-        return ModelSpec(include_top=False, pooling=pooling, **common)
-    head, base_size, activation = head_of(model)
-    fc1 = model.get_layer("fc1")
-    dropout_layer = _layer_or_none(model, "fc1_dropout")
-    predictions = model.get_layer("predictions")
-    return ModelSpec(
-        head=head,
-        fc_units=fc1.units if head == "dense" else fc1.filters,
-        classes=predictions.units if head == "dense" else predictions.filters,
-        classifier_activation=activation,
-        dropout=dropout_layer.rate if dropout_layer else 0.0,
-        base_size=base_size,
-        **common,
-    )
+    warnings.warn("vgg_keras.models.head_of is deprecated; use vgg_keras.describe(model).", DeprecationWarning, 2)
+    spec = _require_top(model)
+    return spec.head, spec.base_size, spec.classifier_activation
 
 
 def _copy_weights_reshaped(source: keras.Model, target: keras.Model) -> None:
@@ -603,12 +886,14 @@ def _rebuilt(model: keras.Model, spec: ModelSpec) -> keras.Model:
 
 def _with_head(model: keras.Model, head: str) -> keras.Model:
     """`model` rebuilt with `head` ("dense": base_size input; "conv": any size), weights copied."""
-    _require_top(model)
-    spec = _spec_of(model)
+    spec = _require_top(model)
     if spec.head == head:
         return model
+    height, width, _ = _split_shape(tuple(model.input_shape[1:]), spec.data_format)
+    if height != width:
+        raise ValueError(f"A dense head needs a square input; model {model.name!r} takes {model.input_shape}.")
     side = spec.base_size if head == "dense" else None
-    channels = _input_size(model)[2]
+    channels = _split_shape(tuple(model.input_shape[1:]), spec.data_format)[2]
     shape = _image_shape(side, side, channels, spec.data_format)
     return _rebuilt(model, dataclasses.replace(spec, head=head, input_shape=shape))
 
@@ -633,14 +918,11 @@ def to_data_format(model: keras.Model, data_format: str) -> keras.Model:
         ValueError: For an unknown `data_format` or a model that is not a vgg_keras VGG.
     """
     check_choice("data_format", data_format, DATA_FORMATS)
-    spec = _spec_of(model)
+    spec = _spec(model)
     if spec.data_format == data_format:
         return model
-    shape = _image_shape(*_input_size(model), data_format)
-    preprocessing = _preprocessing_copy(model, data_format=data_format)
-    return _rebuilt(
-        model, dataclasses.replace(spec, data_format=data_format, input_shape=shape, preprocessing=preprocessing)
-    )
+    shape = _image_shape(*_split_shape(tuple(model.input_shape[1:]), spec.data_format), data_format)
+    return _rebuilt(model, dataclasses.replace(spec, data_format=data_format, input_shape=shape))
 
 
 def to_fully_convolutional(model: keras.Model) -> keras.Model:
@@ -714,9 +996,8 @@ def feature_extractor(model: keras.Model, layer_names: Sequence[str] | None = No
         ValueError: If a requested layer is not in the model.
     """
     if layer_names is None:
-        layer_names = [layer.name for layer in model.layers if layer.name.endswith("_pool") and "block" in layer.name]
-        if _layer_or_none(model, "fc2") is not None:
-            layer_names.append("fc2")
+        description = describe(model)
+        layer_names = list(description.pool_layers) + list(description.fc_layers[-1:])
     available = [layer.name for layer in model.layers]
     missing = [name for name in layer_names if name not in available]
     if missing:

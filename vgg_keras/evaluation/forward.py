@@ -47,8 +47,8 @@ def _mask(size: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.logical_and(rows, cols), tf.float32)[..., None]
 
 
-def _chain(conv_model: keras.Model) -> list[keras.layers.Layer]:
-    """The layers from the input to `predictions`, checked to form a single chain."""
+def _chain(conv_model: keras.Model, last: str) -> list[keras.layers.Layer]:
+    """The layers from the input to `last` (the predictions layer), checked to form a single chain."""
     layers, previous = [], conv_model.inputs[0]
     for layer in conv_model.layers[1:]:
         if layer.input is not previous:
@@ -58,9 +58,9 @@ def _chain(conv_model: keras.Model) -> list[keras.layers.Layer]:
             )
         layers.append(layer)
         previous = layer.output
-        if layer.name == "predictions":
+        if layer.name == last:
             return layers
-    raise ValueError(f"Model {conv_model.name!r} has no 'predictions' layer.")
+    raise ValueError(f"Model {conv_model.name!r} has no {last!r} layer.")
 
 
 @dataclasses.dataclass
@@ -131,10 +131,11 @@ class ModelRunner:
         return self._masked(images, tf.cast(sizes, tf.int32))
 
 
-def _activation_of(conv_model: keras.Model) -> Callable:
-    layer = next((lay for lay in conv_model.layers if lay.name == "predictions_activation"), None)
+def _activation_of(conv_model: keras.Model, description: models_lib.ModelDescription) -> Callable:
     # A model built for logits still gets posteriors: the paper averages soft-max outputs.
-    return layer if layer is not None else keras.activations.softmax
+    if description.activation_layer is None:
+        return keras.activations.softmax
+    return conv_model.get_layer(description.activation_layer)
 
 
 def prepare_model(model: keras.Model, preprocess: Preprocess | None = None, name: str | None = None) -> ModelRunner:
@@ -144,8 +145,8 @@ def prepare_model(model: keras.Model, preprocess: Preprocess | None = None, name
         model: A vgg_keras model with its classifier; dense heads are converted with
             `to_fully_convolutional` (weights included).
         preprocess: Normalisation for RGB 0..255 inputs, e.g.
-            `vgg_keras.preprocessing.preprocess_input`; must be None when the model has its
-            own first layer named "preprocessing".
+            `vgg_keras.preprocessing.preprocess_input`; must be None when the model
+            normalises its input itself (`vgg_keras.describe(model).preprocessing`).
         name: Name in reports (default: the model's name).
 
     Returns:
@@ -167,18 +168,20 @@ def prepare_model(model: keras.Model, preprocess: Preprocess | None = None, name
         raise TypeError(f"preprocess must be callable or None; received {preprocess!r}.")
     # Batches and masks are (B, H, W, C): a channels-first model runs as its channels-last twin (same weights).
     conv_model = models_lib.to_data_format(models_lib.to_fully_convolutional(model), "channels_last")
-    if preprocess is not None and any(layer.name == "preprocessing" for layer in conv_model.layers):
+    description = models_lib.describe(conv_model)
+    if preprocess is not None and description.preprocessing is not None:
         raise ValueError(
-            f"preprocess={preprocess!r} given, but model {model.name!r} already has a 'preprocessing' layer; "
+            f"preprocess={preprocess!r} given, but model {model.name!r} already normalises its input "
+            f"({description.preprocessing!r} layer {description.preprocessing_layer!r}); "
             "allowed: preprocess=None for such a model (it would be normalised twice)."
         )
     return ModelRunner(
         name=name or model.name,
-        base_size=models_lib.head_of(conv_model)[1],
-        num_classes=int(conv_model.get_layer("predictions").filters),
-        layers=_chain(conv_model),
+        base_size=description.base_size,
+        num_classes=description.classes,
+        layers=_chain(conv_model, description.predictions_layer),
         preprocess=preprocess,
-        activation=_activation_of(conv_model),
+        activation=_activation_of(conv_model, description),
     )
 
 

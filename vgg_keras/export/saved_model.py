@@ -23,7 +23,7 @@ __all__ = ["export_saved_model", "load_for_export", "as_keras_model", "resolve_n
 
 EXPORT_INFO = "vgg_keras_export.json"
 RUN_CONFIG = "config.json"  # what vgg_keras.training writes in a run's workdir
-PREPROCESSING_LAYER = "preprocessing"
+PREPROCESSING_LAYER = models_lib.PREPROCESSING_LAYER  # in EXPORT_INFO: "the model normalises itself"
 NO_PREPROCESSING = "none"
 DEFAULT_TOP_K = 5
 
@@ -80,8 +80,8 @@ def load_for_export(spec: str, preprocessing: str | None = None, **build_kwargs)
 
 
 def has_preprocessing_layer(model: keras.Model) -> bool:
-    """Whether normalisation is baked into the model (a layer named "preprocessing")."""
-    return any(layer.name == PREPROCESSING_LAYER for layer in model.layers)
+    """Whether normalisation is baked into the model (`vgg_keras.describe(model).preprocessing`)."""
+    return models_lib.describe(model).preprocessing is not None
 
 
 def resolve_normalizer(model: keras.Model, preprocessing: str | Callable | None) -> Callable | None:
@@ -89,7 +89,7 @@ def resolve_normalizer(model: keras.Model, preprocessing: str | Callable | None)
 
     Args:
         model: The classifier.
-        preprocessing: None (only for models with a "preprocessing" layer), a mode of
+        preprocessing: None (only for models that normalise their input), a mode of
             `vgg_keras.preprocessing` ("caffe", "torch", "mean_rgb"), "none" (the model was
             trained on raw RGB in [0, 255]), or a layer / callable such as
             `vgg_keras.preprocessing.preprocessing_layer("mean_rgb", mean=...)`.
@@ -106,12 +106,12 @@ def resolve_normalizer(model: keras.Model, preprocessing: str | Callable | None)
         if preprocessing not in (None, NO_PREPROCESSING):
             raise ValueError(
                 f"preprocessing={preprocessing!r}, but model {model.name!r} already normalises its input "
-                f"(layer {PREPROCESSING_LAYER!r}); allowed: None."
+                f"({models_lib.describe(model).preprocessing!r}); allowed: None."
             )
         return None
     if preprocessing is None:
         raise ValueError(
-            f"preprocessing=None, but model {model.name!r} has no {PREPROCESSING_LAYER!r} layer; pass the "
+            f"preprocessing=None, but model {model.name!r} has no normalisation layer; pass the "
             f"normalisation it was trained with: one of {sorted(preprocessing_lib.PREPROCESSING_MODES)}, "
             f"{NO_PREPROCESSING!r}, or a preprocessing layer."
         )
@@ -126,10 +126,9 @@ def resolve_normalizer(model: keras.Model, preprocessing: str | Callable | None)
 
 def _require_classifier(model: keras.Model) -> int:
     """The number of classes; the model must be a vgg_keras classifier ([B, classes] output)."""
-    names = {layer.name for layer in model.layers}
-    if "predictions" not in names or len(model.output_shape) != 2:
+    if models_lib.describe(model).head is None or len(model.output_shape) != 2:
         raise ValueError(
-            f"Model {model.name!r} is not a vgg_keras classifier (needs a 'predictions' layer and output "
+            f"Model {model.name!r} is not a vgg_keras classifier (needs its classifier and output "
             f"[batch, classes]; output shape {model.output_shape}); build it with include_top=True."
         )
     return int(model.output_shape[-1])
@@ -141,7 +140,10 @@ def base_size(model: keras.Model) -> int:
     Raises:
         ValueError: If the model has no classifier or a dense head on a non-square input.
     """
-    return models_lib.head_of(model)[1]
+    description = models_lib.describe(model)
+    if description.head is None:
+        raise ValueError(f"Model {model.name!r} has no classifier; build it with include_top=True.")
+    return description.base_size
 
 
 def run_resize_size(model_path: str | os.PathLike, image_size: int | None = None) -> int | None:
@@ -182,7 +184,8 @@ def _serving_spec(model, mode, image_size, resize_size, top_k, class_names) -> s
     if mode not in signatures_lib.SERVING_MODES:
         raise ValueError(f"mode={mode!r}; allowed: {', '.join(map(repr, signatures_lib.SERVING_MODES))}.")
     classes = _require_classifier(model)
-    head, base, _ = models_lib.head_of(model)
+    description = models_lib.describe(model)
+    head, base = description.head, description.base_size
     if mode == "dense" and image_size is not None:
         raise ValueError(f"image_size={image_size!r} with mode='dense' (no crop); allowed: None.")
     if image_size is None:

@@ -77,7 +77,7 @@ class ServingModule(tf.Module):
         model: A vgg_keras classifier; fully-convolutional in dense mode.
         spec: The serving geometry and outputs.
         normalizer: Callable applied to float RGB [0, 255] images before `model`, or None
-            when the model normalises its input itself (a first layer named "preprocessing").
+            when the model normalises its input itself (`vgg_keras.describe(model).preprocessing`).
     """
 
     def __init__(self, model: keras.Model, spec: ServingSpec, normalizer=None):
@@ -85,7 +85,8 @@ class ServingModule(tf.Module):
         self.model = model
         self.normalizer = normalizer
         self.spec = spec
-        self._logits = models_lib.head_of(model)[2] is None  # logits: the soft-max is added here
+        # A model built for logits gets its soft-max here.
+        self._logits = models_lib.describe(model).classifier_activation is None
         self._class_names = tf.constant(list(spec.class_names), dtype=tf.string)
 
     # ----------------------------------------------------------------- building blocks

@@ -39,7 +39,7 @@ def with_normalizer(model: keras.Model, preprocessing=None, image_size: int | No
 
     Args:
         model: A vgg_keras classifier or a `.keras` path.
-        preprocessing: As for `export_saved_model` (None for models with a "preprocessing" layer).
+        preprocessing: As for `export_saved_model` (None for models that normalise their input).
         image_size: Input side (default: the head's base size).
 
     Returns:
@@ -49,7 +49,7 @@ def with_normalizer(model: keras.Model, preprocessing=None, image_size: int | No
     model = saved_model_lib.as_keras_model(model)
     normalizer = saved_model_lib.resolve_normalizer(model, preprocessing)
     size = saved_model_lib.base_size(model) if image_size is None else image_size
-    logits = models_lib.head_of(model)[2] is None
+    logits = models_lib.describe(model).classifier_activation is None
     if normalizer is None and not logits and tuple(model.input_shape[1:3]) == (size, size):
         return model
     inputs = keras.Input((size, size, 3), name="images")

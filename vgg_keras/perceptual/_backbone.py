@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import keras
 
-from vgg_keras import configs as configs_lib
 from vgg_keras import models as models_lib
 from vgg_keras import preprocessing as preprocessing_lib
 from vgg_keras import weights as weights_lib
@@ -29,13 +28,7 @@ def relu_layers(arch: str) -> dict[str, str]:
         E.g. `{"relu1_1": "block1_conv1", ..., "relu5_3": "block5_conv3"}` for vgg16
         (`"block1_relu1"`, ... for the BatchNorm variants).
     """
-    config, batch_norm = configs_lib.resolve_model_name(arch)
-    kind = "relu" if batch_norm else "conv"
-    return {
-        f"relu{block}_{index}": f"block{block}_{kind}{index}"
-        for block, convs in enumerate(config.blocks, start=1)
-        for index in range(1, len(convs) + 1)
-    }
+    return models_lib.relu_layer_names(arch)
 
 
 def resolve_layers(names: Sequence[str], arch: str, argument: str = "layers") -> tuple[str, ...]:
