@@ -1,11 +1,11 @@
 """vgg_keras: the VGG family (Simonyan & Zisserman, 2015) for Keras 3 / TensorFlow.
 
 Public names load on first use (`vgg_keras.VGG16` imports `vgg_keras.models` then).
-`import vgg_keras` itself imports Keras once, to register vgg_keras' serialisable layers
-(`LocalResponseNormalization`, `Preprocessing`), so that `keras.saving.load_model` reads a
-file that uses them. The recipes set `VGG_KERAS_DEFER_KERAS=1` before importing vgg_keras:
-then nothing imports Keras or TensorFlow until a model function is used, and the recipes check
-their flags and configs (`vgg_keras.cli`, `vgg_keras.training.config`) before TensorFlow loads.
+`import vgg_keras` itself imports Keras once, to register vgg_keras' serialisable classes
+(the `VGG` model, `LocalResponseNormalization`, `Preprocessing`, `ChannelPreprocessing`), so
+that `keras.saving.load_model` reads a file that uses them. The recipes set
+`VGG_KERAS_DEFER_KERAS=1` before importing vgg_keras: then nothing imports Keras or TensorFlow
+until a model function is used, and the recipes check their flags and configs (`vgg_keras.cli`, `vgg_keras.training.config`) before TensorFlow loads.
 """
 
 import importlib
@@ -112,5 +112,4 @@ __all__ = [
 
 # Register the layers with Keras unless a recipe defers it (see the module docstring).
 if not os.environ.get("VGG_KERAS_DEFER_KERAS"):
-    for _module in ("vgg_keras.layers", "vgg_keras.preprocessing"):
-        importlib.import_module(_module)
+    importlib.import_module("vgg_keras.models")  # its `VGG` model class and the layers it builds with
