@@ -54,7 +54,6 @@ from vgg_keras import models, surgery
 from vgg_keras import preprocessing as preprocessing_lib
 from vgg_keras import weights as weights_lib
 from vgg_keras.data import sources as sources_lib
-from vgg_keras.training import config as config_lib
 from vgg_keras.training import data as data_lib
 from vgg_keras.training import experiment, trainer
 from vgg_keras.training import strategy as strategy_lib
