@@ -15,7 +15,7 @@ from vgg_keras.data.augment import (
     random_flip,
     sample_scale,
 )
-from vgg_keras.data.crops import center_crop, decode_image, multi_crop, resize_smallest_side
+from vgg_keras.data.crops import center_crop, decode_image, multi_crop, resize_center_crop, resize_smallest_side
 from vgg_keras.data.pipeline import (
     decode_and_random_crop,
     decode_and_random_crop_window,
@@ -42,6 +42,6 @@ __all__ = [
     "decode_and_random_crop", "decode_and_random_crop_window", "decode_image", "decode_resize",
     "dense_eval_examples", "eval_dataset", "find_undecodable", "folder_source", "get_source", "multi_crop",
     "multicrop_eval_examples", "multilabel_tfds_source", "pca_color_shift", "random_flip",
-    "resize_smallest_side", "sample_scale", "tfds_source", "tfrecord_source", "train_dataset",
+    "resize_center_crop", "resize_smallest_side", "sample_scale", "tfds_source", "tfrecord_source", "train_dataset",
     "write_tfrecords",
 ]

@@ -15,6 +15,7 @@ from vgg_keras.validation import check_int
 # Bilinear with antialiasing: downscaling ImageNet photos to Q without aliasing, and the
 # method torchvision's reference transforms use (resize 256, bilinear).
 RESIZE_METHOD = tf.image.ResizeMethod.BILINEAR
+_SCALE_AND_TRANSLATE_KERNEL = "triangle"  # the kernel tf.image.resize gives ScaleAndTranslate for BILINEAR
 
 
 def decode_image(encoded: tf.Tensor, channels: int = 3) -> tf.Tensor:
@@ -62,12 +63,13 @@ def resize_smallest_side(image: tf.Tensor, size) -> tf.Tensor:
     Small images are upscaled, large ones downscaled (bilinear, antialiased).
 
     Args:
-      image: ``[H, W, C]`` tensor of any numeric dtype.
+      image: ``[H, W, C]`` tensor of any numeric dtype, or a batch ``[B, H, W, C]`` of
+        images of one size (resized in one op).
       size: target smallest side (python int or int scalar tensor), e.g. Q = 256.
 
     Returns:
-      ``float32`` tensor ``[H', W', C]`` with ``min(H', W') == size``, values on the
-      input's scale (uint8 input gives floats in [0, 255]).
+      ``float32`` tensor ``[H', W', C]`` (``[B, H', W', C]``) with ``min(H', W') == size``,
+      values on the input's scale (uint8 input gives floats in [0, 255]).
 
     Raises:
       ValueError: if ``size`` is a python value that is not a positive int.
@@ -75,11 +77,56 @@ def resize_smallest_side(image: tf.Tensor, size) -> tf.Tensor:
     if not isinstance(size, tf.Tensor):
         check_int("size", size)
     shape = tf.shape(image)
-    new_h, new_w = _scaled_size(shape[0], shape[1], size)
+    new_h, new_w = _scaled_size(shape[-3], shape[-2], size)
     resized = tf.image.resize(
         tf.cast(image, tf.float32), tf.stack([new_h, new_w]), method=RESIZE_METHOD,
         antialias=True)
     return resized
+
+
+def resize_center_crop(images: tf.Tensor, size: int, crop_size: int) -> tf.Tensor:
+    """The central ``crop_size`` square of images rescaled so their smallest side is ``size``.
+
+    Equals ``center_crop(resize_smallest_side(image, size), crop_size)`` to float rounding
+    (at most 3e-4 on the 0-255 scale) and costs less, which is why the serving signatures
+    use it: ``tf.image.resize`` with antialiasing is the ``ScaleAndTranslate`` op with
+    scale new/old size and no translation, so translating by the crop's offset computes the
+    same kernel at the crop's pixels only, none of the resized image outside it; the pixels
+    go in as they are (no float copy of the whole image), and a batch of one size is
+    resized in one op.
+
+    Args:
+      images: ``[H, W, C]`` tensor of any numeric dtype, or a batch ``[B, H, W, C]`` of
+        images of one size.
+      size: smallest side after rescaling (python int >= ``crop_size``, or an int scalar
+        tensor).
+      crop_size: side of the square crop.
+
+    Returns:
+      ``float32`` tensor ``[crop_size, crop_size, C]`` (``[B, crop_size, crop_size, C]``).
+
+    Raises:
+      ValueError: if ``crop_size`` is not a positive int, ``size`` a python value below
+        it, or ``images`` not of rank 3 or 4.
+    """
+    check_int("crop_size", crop_size)
+    if not isinstance(size, tf.Tensor):
+        check_int("size", size)
+        if size < crop_size:
+            raise ValueError(f"size={size!r}; allowed: an int >= crop_size ({crop_size}).")
+    rank = images.shape.rank
+    if rank not in (3, 4):
+        raise ValueError(f"images of shape {images.shape}; allowed: [H, W, C] or [B, H, W, C].")
+    batch = images if rank == 4 else images[tf.newaxis]
+    shape = tf.shape(batch)[1:3]
+    new_size = tf.stack(_scaled_size(shape[0], shape[1], size))
+    window = tf.raw_ops.ScaleAndTranslate(
+        images=batch, size=tf.constant([crop_size, crop_size]),
+        scale=tf.cast(new_size, tf.float32) / tf.cast(shape, tf.float32),
+        translation=-tf.cast((new_size - crop_size) // 2, tf.float32),
+        kernel_type=_SCALE_AND_TRANSLATE_KERNEL, antialias=True)
+    window.set_shape([None, crop_size, crop_size, images.shape[-1]])
+    return window if rank == 4 else window[0]
 
 
 def _checked_shape(image: tf.Tensor, crop_size: int, op: str) -> tf.Tensor:

@@ -99,25 +99,36 @@ class ServingModule(tf.Module):
     def _normalize(self, images: tf.Tensor) -> tf.Tensor:
         return images if self.normalizer is None else self.normalizer(images)
 
-    def _crop(self, image: tf.Tensor) -> tf.Tensor:
-        return crops.center_crop(crops.resize_smallest_side(image, self.spec.resize_size), self.spec.image_size)
+    def _crops(self, images: tf.Tensor) -> tf.Tensor:
+        """Centre crops of one image `[H, W, 3]` or a batch of one size `[B, H, W, 3]`, as float32."""
+        return crops.resize_center_crop(images, self.spec.resize_size, self.spec.image_size)
 
-    def _dense_probabilities(self, image: tf.Tensor) -> tf.Tensor:
-        resized = crops.resize_smallest_side(image, self.spec.resize_size)
-        return self._classify(self._normalize(resized[tf.newaxis]))[0]
+    def _dense_probabilities(self, images: tf.Tensor) -> tf.Tensor:
+        """Class probabilities of whole images of one size `[B, H, W, 3]` (one model call)."""
+        return self._classify(self._normalize(crops.resize_smallest_side(images, self.spec.resize_size)))
 
-    def _per_image(self, images, image_fn):
-        """`image_fn` on each element (images of one batch may differ in size) -> [B, classes]."""
-        size = self.spec.image_size
+    def _probabilities_of_pixels(self, images: tf.Tensor) -> tf.Tensor:
+        """uint8 `[B, H, W, 3]` -> `[B, classes]`: the images share one size, so the whole batch
+        is resized (and cropped) in one op and classified in one model call."""
         if self.spec.mode == "center":
+            return self._classify(self._normalize(self._crops(images)))
+        return self._dense_probabilities(images)
+
+    def _probabilities_of_bytes(self, encoded: tf.Tensor) -> tf.Tensor:
+        """Encoded images `[B]` (sizes may differ) -> `[B, classes]`. Decoding is per image; in
+        center mode so is the crop, and the crops are classified in one model call."""
+        if self.spec.mode == "center":
+            size = self.spec.image_size
             pixels = tf.map_fn(
-                lambda x: self._crop(image_fn(x)), images, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32)
+                lambda x: self._crops(crops.decode_image(x)),
+                encoded,
+                fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
             )
             return self._classify(self._normalize(pixels))
         classes = len(self.spec.class_names)
         return tf.map_fn(
-            lambda x: self._dense_probabilities(image_fn(x)),
-            images,
+            lambda x: self._dense_probabilities(crops.decode_image(x)[tf.newaxis])[0],
+            encoded,
             fn_output_signature=tf.TensorSpec([classes], tf.float32),
         )
 
@@ -139,11 +150,11 @@ class ServingModule(tf.Module):
 
     def predict_bytes(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """Encoded JPEG / PNG / GIF / BMP bytes `[B]` -> outputs (grayscale, CMYK, RGBA -> RGB)."""
-        return self._outputs(images, lambda x: self._per_image(x, crops.decode_image))
+        return self._outputs(images, self._probabilities_of_bytes)
 
     def predict_image_tensor(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """uint8 RGB pixels `[B, H, W, 3]` of any size -> outputs."""
-        return self._outputs(images, lambda x: self._per_image(x, tf.identity))
+        return self._outputs(images, self._probabilities_of_pixels)
 
     def predict_float(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         """The Keras model's own input (resized, cropped and, if the model has no
