@@ -8,7 +8,8 @@ add: decoding, resizing, cropping, top-k), at batch 1 and 8, for VGG16 at 224 an
 quick start's model (recipes/configs/quickstart.py, built with the trainer's own
 `build_model`). Random weights: only speed is measured. The table reports each
 signature's time as a multiple of the bare model's (targets: <= 1.10 for VGG16 and
-<= 1.25 for the quick start's model at batch 8, bytes and uint8).
+<= 1.25 for the quick start's model at batch 8, bytes and uint8), also against the
+SavedModel's own model call (`predict_float`), and the bare model compiled with XLA.
 
     python benchmarks/serving.py [--models quickstart,vgg16] [--batches 1,8] [--rounds 7]
 """
@@ -37,6 +38,7 @@ from vgg_keras.export import saved_model, signatures  # noqa: E402
 IMAGE_SHAPES = {"vgg16": (375, 500), "quickstart": (150, 200)}
 TARGETS = {"vgg16": 1.10, "quickstart": 1.25}
 BYTES, TENSOR, FLOAT = signatures.SIGNATURE_BYTES, signatures.SIGNATURE_TENSOR, signatures.SIGNATURE_FLOAT
+XLA = "bare, jit_compile"  # whether XLA would pay off (the signatures' dynamic image sizes rule it out there)
 
 
 def _quickstart_model():
@@ -78,9 +80,11 @@ def steps(loaded, model, resize_size: int, image_size: int, pixels: np.ndarray) 
     crop = [crops.center_crop(crops.resize_smallest_side(p, resize_size), image_size) for p in pixels]
     ready = tf.stack(crop)
     bare = tf.function(lambda x: model(x, training=False))
+    xla = tf.function(lambda x: model(x, training=False), jit_compile=True)
     fns = loaded.signatures
     return {
         "bare": lambda: bare(ready).numpy(),
+        XLA: lambda: xla(ready).numpy(),
         BYTES: lambda: fns[BYTES](images=encoded)["probabilities"].numpy(),
         TENSOR: lambda: fns[TENSOR](images=tensor)["probabilities"].numpy(),
         FLOAT: lambda: fns[FLOAT](inputs=ready)["probabilities"].numpy(),
@@ -111,15 +115,17 @@ def main() -> None:
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
     rows = [row for name in args.models.split(",") for row in run(name, batches, args.rounds)]
-    print(f"\nSignature time / bare compiled model time, median of {args.rounds} alternating rounds")
-    print(f"| model | batch | bare ms | {BYTES} (bytes) | {TENSOR} (uint8) | {FLOAT} (float) | target |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"\nTime / bare compiled model's time (same images, already cropped), median of {args.rounds} rounds;"
+          " the last two columns against the SavedModel's own model call (predict_float)")
+    print(f"| model | batch | bare ms | bare img/s | {XLA} | {BYTES} (bytes) | {TENSOR} (uint8) | {FLOAT} (float) "
+          f"| bytes / float | uint8 / float | target (bytes, uint8) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, batch, seconds in rows:
-        bare = seconds["bare"]
-        ratios = " | ".join(f"{seconds[key] / bare:.3f}" for key in (BYTES, TENSOR, FLOAT))
+        bare, own = seconds["bare"], seconds[FLOAT]
+        ratios = " | ".join(f"{seconds[key] / bare:.2f}" for key in (XLA, BYTES, TENSOR, FLOAT))
+        own_ratios = " | ".join(f"{seconds[key] / own:.2f}" for key in (BYTES, TENSOR))
         target = f"<= {TARGETS[name]:.2f} at batch 8" if batch == 8 else ""
-        print(f"| {name} | {batch} | {bare * 1e3:.1f} | {ratios} | {target} |")
-
+        print(f"| {name} | {batch} | {bare * 1e3:.1f} | {batch / bare:.1f} | {ratios} | {own_ratios} | {target} |")
 
 if __name__ == "__main__":
     main()

@@ -216,7 +216,7 @@ def test_versions_models_config_and_batching(baked, tmp_path):
     text = open(os.path.join(root, "models.config")).read()
     assert repository.configured_models(text) == ["tiny"] and 'base_path: "/models/tiny"' in text
     batching = open(os.path.join(root, "batching_parameters.txt")).read()
-    assert "max_batch_size { value: 32 }" in batching
+    assert "max_batch_size { value: 8 }" in batching and "batch_timeout_micros { value: 0 }" in batching
 
 
 def test_models_config_keeps_edits_and_parses_as_model_server_config(tmp_path):
@@ -244,6 +244,17 @@ def test_batching_parameters_template_is_the_generated_default():
     assert open(template).read() == repository.batching_parameters_text()
     with pytest.raises(ValueError, match="max_batch_size=0"):
         repository.batching_parameters_text(max_batch_size=0)
+
+
+def test_batching_parameters_for_a_gpu_pad_batches_to_allowed_sizes():
+    text = repository.batching_parameters_text(max_batch_size=64, batch_timeout_micros=2000,
+                                               allowed_batch_sizes=(8, 16, 32, 64))
+    lines = text.splitlines()
+    assert "max_batch_size { value: 64 }" in lines and "batch_timeout_micros { value: 2000 }" in lines
+    assert [line for line in lines if line.startswith("allowed")] == [f"allowed_batch_sizes: {n}" for n in (8, 16, 32, 64)]
+    for sizes in ((8, 16, 32), (16, 8, 64), (0, 64), ()):  # TF Serving refuses to start on each of these
+        with pytest.raises(ValueError, match="allowed_batch_sizes="):
+            repository.batching_parameters_text(max_batch_size=64, allowed_batch_sizes=sizes)
 
 
 def test_export_from_keras_file_and_bad_arguments(baked, raw, tmp_path):

@@ -15,7 +15,8 @@ from vgg_keras.validation import check_int
 # Bilinear with antialiasing: downscaling ImageNet photos to Q without aliasing, and the
 # method torchvision's reference transforms use (resize 256, bilinear).
 RESIZE_METHOD = tf.image.ResizeMethod.BILINEAR
-_SCALE_AND_TRANSLATE_KERNEL = "triangle"  # the kernel tf.image.resize gives ScaleAndTranslate for BILINEAR
+# The ScaleAndTranslate kernel tf.image.resize uses for each antialiased method.
+_SCALE_AND_TRANSLATE_KERNELS = {tf.image.ResizeMethod.BILINEAR: "triangle", tf.image.ResizeMethod.BICUBIC: "keyscubic"}
 
 
 def decode_image(encoded: tf.Tensor, channels: int = 3) -> tf.Tensor:
@@ -114,6 +115,7 @@ def resize_center_crop(images: tf.Tensor, size: int, crop_size: int) -> tf.Tenso
         check_int("size", size)
         if size < crop_size:
             raise ValueError(f"size={size!r}; allowed: an int >= crop_size ({crop_size}).")
+    images = tf.convert_to_tensor(images)
     rank = images.shape.rank
     if rank not in (3, 4):
         raise ValueError(f"images of shape {images.shape}; allowed: [H, W, C] or [B, H, W, C].")
@@ -124,7 +126,7 @@ def resize_center_crop(images: tf.Tensor, size: int, crop_size: int) -> tf.Tenso
         images=batch, size=tf.constant([crop_size, crop_size]),
         scale=tf.cast(new_size, tf.float32) / tf.cast(shape, tf.float32),
         translation=-tf.cast((new_size - crop_size) // 2, tf.float32),
-        kernel_type=_SCALE_AND_TRANSLATE_KERNEL, antialias=True)
+        kernel_type=_SCALE_AND_TRANSLATE_KERNELS[RESIZE_METHOD], antialias=True)
     window.set_shape([None, crop_size, crop_size, images.shape[-1]])
     return window if rank == 4 else window[0]
 

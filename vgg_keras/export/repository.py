@@ -11,7 +11,9 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Callable
+from typing import Callable, Sequence
+
+from vgg_keras.validation import check_int, reject
 
 __all__ = [
     "MODELS_CONFIG",
@@ -169,24 +171,36 @@ def _write_text(path: str, text: str) -> None:
 
 def batching_parameters_text(
     *,
-    max_batch_size: int = 32,
-    batch_timeout_micros: int = 2000,
-    max_enqueued_batches: int = 100,
+    max_batch_size: int = 8,
+    batch_timeout_micros: int = 0,
+    max_enqueued_batches: int = 16,
     num_batch_threads: int = 4,
+    allowed_batch_sizes: Sequence[int] | None = None,
 ) -> str:
     """A TF Serving `--batching_parameters_file` (BatchingParameters text proto).
+
+    The defaults fit VGG16 on a CPU (the `tensorflow/serving` image): a batch only takes the
+    requests already waiting (no timeout), since one image costs tens of milliseconds of
+    compute, more than waiting for company could save; at most 8 images per batch, beyond
+    which a CPU gains little throughput and each request waits for the whole batch; and a
+    short queue, so that an overloaded server turns requests away at once rather than
+    after seconds. Settings for a GPU: `savedmodels/README.md`.
 
     Args:
         max_batch_size: Most requests' images merged into one model call.
         batch_timeout_micros: How long a partial batch waits for more requests.
         max_enqueued_batches: Queue length before requests are rejected (back-pressure).
         num_batch_threads: Batches run in parallel (about the number of CPU cores).
+        allowed_batch_sizes: Batch sizes a batch is padded up to (fewer distinct shapes: on a
+            GPU, fewer kernel autotunings); increasing, the last one `max_batch_size`.
+            None: batches keep their size.
 
     Returns:
         The file's text.
 
     Raises:
-        ValueError: If a value is not a positive int (`batch_timeout_micros` may be 0).
+        ValueError: If a value is not a positive int (`batch_timeout_micros` may be 0) or
+            `allowed_batch_sizes` does not increase up to `max_batch_size`.
     """
     values = dict(
         max_batch_size=max_batch_size,
@@ -195,16 +209,25 @@ def batching_parameters_text(
         num_batch_threads=num_batch_threads,
     )
     for name, value in values.items():
-        minimum = 0 if name == "batch_timeout_micros" else 1
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{name}={value!r}; allowed: an int >= {minimum}.")
+        check_int(name, value, 0 if name == "batch_timeout_micros" else 1)
     lines = [f"{name} {{ value: {value} }}" for name, value in values.items()]
+    if allowed_batch_sizes is not None:
+        lines += [f"allowed_batch_sizes: {size}" for size in _checked_batch_sizes(allowed_batch_sizes, max_batch_size)]
     # Images of different sizes cannot be concatenated; the image signatures take
     # [B] strings, which batch without padding.
     lines.append("pad_variable_length_inputs: false")
     return "# TF Serving batching (--enable_batching --batching_parameters_file), written by vgg_keras.export.\n" + (
         "\n".join(lines) + "\n"
     )
+
+
+def _checked_batch_sizes(sizes: Sequence[int], max_batch_size: int) -> list[int]:
+    """`sizes` as a list, checked the way TF Serving checks them when it loads the file."""
+    sizes = [check_int("allowed_batch_sizes", size) for size in sizes]
+    if not sizes or sizes != sorted(set(sizes)) or sizes[-1] != max_batch_size:
+        raise reject("allowed_batch_sizes", sizes, f"strictly increasing sizes, the last one max_batch_size "
+                     f"({max_batch_size})")
+    return sizes
 
 
 def write_batching_parameters(export_root: str, *, overwrite: bool = False, **parameters) -> str:

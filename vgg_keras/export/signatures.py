@@ -5,6 +5,12 @@ bytes or uint8 pixels of any size. Each image is decoded, resized and centre-cro
 kept whole for the paper's dense evaluation) with the same ops the evaluation pipeline
 uses (`vgg_keras.data`), normalised with the weights' mode (`vgg_keras.preprocessing`) and
 classified. Every signature returns the same four outputs (see `OUTPUT_NAMES`).
+
+Speed (`benchmarks/serving.py`): only the crop's pixels of the resized image are computed
+(`vgg_keras.data.resize_center_crop`); a uint8 batch, whose images share one size, is
+resized in one op; the model runs once per batch with `training=False`. Encoded images are
+decoded one at a time (`tf.map_fn`), as their sizes may differ. No XLA: the image sizes
+are dynamic, and on the bare model it was slower on a CPU (measured in the benchmark).
 """
 
 from __future__ import annotations
@@ -55,7 +61,8 @@ class ServingSpec:
     Attributes:
         mode: "center" (resize the smallest side to `resize_size`, central `image_size`
             crop, one batched model call) or "dense" (resize only, the whole image through
-            the fully-convolutional model, class scores averaged; one call per image).
+            the fully-convolutional model, class scores averaged; one call per encoded
+            image, one per batch of uint8 pixels, which share a size).
         image_size: Side of the centre crop (the model's input size); in dense mode the
             model's base size (the minimum it accepts).
         resize_size: Smallest side of every image after isotropic rescaling.
