@@ -17,7 +17,6 @@ SavedModel's own model call (`predict_float`), and the bare model compiled with 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import tempfile
@@ -26,11 +25,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from PIL import Image  # noqa: E402
 
 import vgg_keras  # noqa: E402
 from _timing import race  # noqa: E402  (benchmarks/ is the script's directory)
-from vgg_keras.data import crops  # noqa: E402
+from vgg_keras.data import crops, testing  # noqa: E402
 from vgg_keras.export import saved_model, signatures  # noqa: E402
 
 # Images as clients send them: VGG16 gets ImageNet's typical 375x500 photo, the quick
@@ -61,21 +59,13 @@ def build(name: str):
 
 
 def _photos(batch: int, shape: tuple[int, int]) -> np.ndarray:
-    """`batch` smooth random RGB images (they compress like photos, unlike white noise)."""
-    rng = np.random.default_rng(0)
-    small = rng.integers(0, 256, (batch, 6, 8, 3), dtype=np.uint8)
-    return np.stack([np.asarray(Image.fromarray(s).resize(shape[::-1], Image.BILINEAR)) for s in small])
-
-
-def _jpeg(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
+    """`batch` smooth RGB images of one shape (they compress like photos, unlike white noise)."""
+    return np.stack([testing.smooth_image(*shape, seed=seed) for seed in range(batch)])
 
 
 def steps(loaded, model, resize_size: int, image_size: int, pixels: np.ndarray) -> dict:
     """Peer name -> one call: the bare model and each signature on the same images."""
-    encoded = tf.constant([_jpeg(p) for p in pixels])
+    encoded = tf.constant([testing.encode(p, "JPEG") for p in pixels])
     tensor = tf.constant(pixels)
     crop = [crops.center_crop(crops.resize_smallest_side(p, resize_size), image_size) for p in pixels]
     ready = tf.stack(crop)
