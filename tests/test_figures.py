@@ -13,8 +13,14 @@ from vgg_keras import _figures
 from vgg_keras.evaluation import plots
 from vgg_keras.training import callbacks
 
-HISTORY = {"epoch": [0, 1, 2], "loss": [2.0, 1.5, 1.2], "val_loss": [2.1, 1.7, 1.4], "accuracy": [0.1, 0.3, 0.5],
-           "val_accuracy": [0.1, 0.2, 0.4], "learning_rate": [0.01, 0.01, 0.001]}
+HISTORY = {
+    "epoch": [0, 1, 2],
+    "loss": [2.0, 1.5, 1.2],
+    "val_loss": [2.1, 1.7, 1.4],
+    "accuracy": [0.1, 0.3, 0.5],
+    "val_accuracy": [0.1, 0.2, 0.4],
+    "learning_rate": [0.01, 0.01, 0.001],
+}
 
 
 @pytest.fixture
@@ -31,10 +37,13 @@ def _open_figures() -> list:
     return pyplot.get_fignums() if pyplot is not None else []
 
 
-@pytest.mark.parametrize("draw, size", [
-    (lambda path: callbacks.plot_history(HISTORY, path), (1170, 324)),  # 13 x 3.6 inches at 90 dpi
-    (lambda path: plots.confusion_figure(np.array([[3, 1], [0, 4]]), ["cat", "dog"], path, title="A"), None),
-])
+@pytest.mark.parametrize(
+    "draw, size",
+    [
+        (lambda path: callbacks.plot_history(HISTORY, path), (1170, 324)),  # 13 x 3.6 inches at 90 dpi
+        (lambda path: plots.confusion_figure(np.array([[3, 1], [0, 4]]), ["cat", "dog"], path, title="A"), None),
+    ],
+)
 def test_plotting_keeps_the_callers_backend_and_writes_a_png(svg_backend, tmp_path, draw, size):
     open_before = _open_figures()
     path = str(tmp_path / "picture.png")

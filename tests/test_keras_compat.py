@@ -66,7 +66,9 @@ def test_the_steps_return_rank1_logs():
         logs = model.train_step(batch)
         assert {key: tuple(value.shape) for key, value in logs.items()} == {"loss": (1,), "accuracy": (1,)}
         assert {key: tuple(value.shape) for key, value in model.test_step(batch).items()} == {
-            "loss": (1,), "accuracy": (1,)}
+            "loss": (1,),
+            "accuracy": (1,),
+        }
 
 
 def test_multi_worker_fit_only_under_multi_worker_and_restores_on_errors():
