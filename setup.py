@@ -31,7 +31,7 @@ setup(
     package_data={"vgg_keras": ["*.txt", "*.tsv", "*.json", "data/*.txt", "data/*.tsv", "data/*.json"]},
     install_requires=[
         "tensorflow>=2.16",
-        "keras>=3.3",
+        "keras>=3.8,<3.16",  # 3.8: Model.export(input_signature=); run on 3.15.1; see vgg_keras/_keras_compat.py
         "tensorflow-datasets>=4.9",
         "keras-cv>=0.9",
         "absl-py",

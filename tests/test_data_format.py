@@ -16,7 +16,6 @@ import keras
 import numpy as np
 import pytest
 from keras.applications import vgg16
-from keras.src.saving import serialization_lib
 from safetensors.numpy import save_file
 from test_weights import _torchvision_state, _write_legacy_h5
 
@@ -116,9 +115,9 @@ def test_input_shape_errors_name_the_data_format(data_format):
 
 def test_serialisation_round_trip(data_format, tmp_path):
     model = vgg_keras.build("A-LRN", batch_norm=True, include_preprocessing=True, **TINY)
-    config = serialization_lib.serialize_keras_object(model)
+    config = keras.saving.serialize_keras_object(model)
     keras.config.set_image_data_format("channels_last" if data_format == "channels_first" else "channels_first")
-    restored = serialization_lib.deserialize_keras_object(config)  # the layers keep their format
+    restored = keras.saving.deserialize_keras_object(config)  # the layers keep their format
     assert len(restored.weights) == len(model.weights)
     assert _describe(restored) == _describe(model)
     assert restored.get_layer("block1_lrn").data_format == restored.get_layer("preprocessing").data_format \

@@ -13,7 +13,6 @@ import tensorflow as tf
 
 from vgg_keras import training
 from vgg_keras.training import config as config_lib
-from vgg_keras.training import trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -174,20 +173,6 @@ def test_chief_and_task_names_follow_tf_config_conventions():
     assert training.task_name(_in_cluster(with_chief, "worker", 0)) == "worker_0"
     paths = training.RunPaths.of("w", training.task_name(_in_cluster(workers, "worker", 1)))
     assert paths.backup == os.path.join("w", "workers", "worker_1")
-
-
-def test_multi_worker_fit_swaps_the_model_class_and_restores_it_on_errors():
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    own_class = type(model)
-    # Only the strategy's type matters here; a real multi-worker strategy needs TF_CONFIG.
-    strategy = object.__new__(tf.distribute.MultiWorkerMirroredStrategy)
-    with pytest.raises(RuntimeError, match="fit failed"):
-        with trainer._multi_worker_fit(model, strategy):
-            assert isinstance(model, trainer._MultiWorkerSteps) and isinstance(model, own_class)
-            raise RuntimeError("fit failed")
-    assert type(model) is own_class
-    with trainer._multi_worker_fit(model, tf.distribute.get_strategy()):
-        assert type(model) is own_class, "other strategies keep the model's own class"
 
 
 # --------------------------------------------------------------------------- optimisation

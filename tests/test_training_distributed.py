@@ -149,6 +149,17 @@ def _assert_loads_without_strategy(path, weights):
         np.testing.assert_allclose(saved.numpy(), trained, rtol=1e-6, atol=1e-7)
 
 
+def _assert_best_loads(path, weights):
+    """best.keras, saved inside `fit` (its BatchNorm still synchronized), loads with the epoch's weights."""
+    import keras
+
+    import vgg_keras  # noqa: F401  (registers the custom layers)
+
+    model = keras.models.load_model(path, compile=False)
+    for saved, trained in zip(model.weights, weights):
+        np.testing.assert_allclose(saved.numpy(), trained, rtol=1e-6, atol=1e-7)
+
+
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     # BatchNorm on, 31 validation images: uneven over 2 replicas x 8.
     args = _args(tmp_path, "mirrored", "mirrored", training__epochs=3, training__steps_per_epoch=6,
@@ -300,6 +311,7 @@ def test_multi_worker_mirrored_strategy_two_processes_agree(tmp_path):
     shared = tmp_path / "work" / "shared"
     assert (shared / "model.keras").exists(), "the chief writes the final model"
     _assert_loads_without_strategy(shared / "model.keras", first_weights)
+    _assert_best_loads(shared / "best.keras", first_weights)
     assert (shared / "workers" / "worker_1" / "latest.weights.h5").exists(), "worker 1 keeps its own backup"
 
 

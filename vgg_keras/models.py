@@ -287,7 +287,7 @@ def build_from_spec(spec: ModelSpec, input_tensor=None) -> keras.Model:
     else:
         x = _pooled_features(x, spec)
     if given is not None:
-        inputs = keras.src.ops.operation_utils.get_source_inputs(given)
+        inputs = keras.utils.get_source_inputs(given)
     model = VGG(inputs, x, name=spec.name, vgg_spec=spec)
     if given is not None and spec.preprocessing is None:
         # A normalisation layer in front of `input_tensor` (as the trainer builds) is part of the model.

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import keras
 
-__all__ = ["chain_layers", "clone_layer", "copy_weights", "rebuild_chain"]
+__all__ = ["chain_layers", "clone_layer", "copy_weights", "nested_layers", "rebuild_chain"]
 
 
 def chain_layers(model: keras.Model) -> list[keras.layers.Layer]:
@@ -33,14 +33,33 @@ def chain_layers(model: keras.Model) -> list[keras.layers.Layer]:
     if not layers or not isinstance(layers[0], keras.layers.InputLayer) or len(model.inputs) != 1:
         raise ValueError(f"model {model.name!r} is not a functional model with one input; allowed: a vgg_keras model.")
     for previous, layer in itertools.pairwise(layers):
-        nodes = layer._inbound_nodes  # pylint: disable=protected-access  # Keras has no public graph walk
-        sources = [t._keras_history.operation for t in nodes[0].input_tensors] if nodes else []
-        if len(sources) != 1 or sources[0] is not previous:
+        # `input`/`output`: the tensors of a layer's first call, the one that built this graph.
+        if _first_input(layer) is not previous.output:
             raise ValueError(
                 f"model {model.name!r} is not a chain of layers (layer {layer.name!r} does not take "
                 f"{previous.name!r}'s output alone); allowed: a vgg_keras model."
             )
     return layers[1:]
+
+
+def _first_input(layer: keras.layers.Layer):
+    try:
+        return layer.input
+    except AttributeError:  # never called: no input
+        return None
+
+
+def nested_layers(model: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """Every layer inside `model`, depth first: each layer, then the layers of a nested model.
+
+    Args:
+        model: A `keras.Model` (a plain layer has no `layers`: none).
+
+    Returns:
+        The layers, each once (a layer shared by two nested models too).
+    """
+    found = [child for layer in getattr(model, "layers", []) for child in [layer, *nested_layers(layer)]]
+    return list({id(layer): layer for layer in found}.values())
 
 
 def clone_layer(layer: keras.layers.Layer, dtype=None) -> keras.layers.Layer:

@@ -1,6 +1,7 @@
 """Pictures of an evaluation: the multi-crop grid on one image, and top-5 predictions.
 
-Figures are drawn on matplotlib's Agg canvas directly (no pyplot), so saving a picture
+Figures are drawn on matplotlib's Agg canvas directly (no pyplot) and saved atomically by
+`save_figure` (vgg_keras._figures, shared with the training curves), so saving a picture
 never changes the backend of the caller's notebook or needs a display.
 """
 
@@ -10,11 +11,13 @@ from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from vgg_keras._figures import save_figure
 from vgg_keras.data import crops as crops_lib
+
+__all__ = ["confusion_figure", "crop_boxes", "crop_grid_figure", "predictions_figure", "save_figure"]
 
 
 def crop_boxes(height: int, width: int, crop_size: int, grid: int = 5) -> list[tuple[int, int]]:
@@ -24,21 +27,6 @@ def crop_boxes(height: int, width: int, crop_size: int, grid: int = 5) -> list[t
     tops = crops_lib.grid_offsets(tf.constant(height), crop_size, grid).numpy()
     lefts = crops_lib.grid_offsets(tf.constant(width), crop_size, grid).numpy()
     return [(int(top), int(left)) for top in tops for left in lefts]
-
-
-def save_figure(figure: Figure, path: str) -> str:
-    """Saves a matplotlib `Figure` as a PNG through the Agg canvas (the user's backend is untouched).
-
-    Args:
-        figure: A figure made with `matplotlib.figure.Figure`, not pyplot.
-        path: Output path.
-
-    Returns:
-        `path`.
-    """
-    FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    return path
 
 
 def crop_grid_figure(image: np.ndarray, crop_size: int, grid: int, path: str) -> str:

@@ -481,7 +481,10 @@ def read_csv_history(path: str) -> dict[str, list[float]]:
 
 
 def plot_history(history: dict[str, list[float]], path: str) -> str:
-    """Plots loss, accuracy and learning-rate curves per epoch into a PNG.
+    """Plots loss, accuracy and learning-rate curves per epoch into a PNG, written atomically.
+
+    Drawn without pyplot (`vgg_keras._figures`): the caller's matplotlib backend stays as it
+    is and no figure is left open.
 
     Args:
         history: `{metric: per-epoch values}` with "epoch" and e.g. "loss", "val_loss",
@@ -491,15 +494,16 @@ def plot_history(history: dict[str, list[float]], path: str) -> str:
     Returns:
         `path`.
     """
-    import matplotlib  # pylint: disable=import-outside-toplevel
+    # Imported here: matplotlib is heavy, and _figures imports this module.
+    from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
+    from vgg_keras._figures import save_figure  # pylint: disable=import-outside-toplevel
 
     epochs = [e + 1 for e in history.get("epoch", [])]
     panels = (("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy")),
               ("learning rate", ("learning_rate",)))
-    figure, axes = pyplot.subplots(1, 3, figsize=(13, 3.6))
+    figure = Figure(figsize=(13, 3.6))
+    axes = figure.subplots(1, 3)
     for axis, (title, keys) in zip(axes, panels):
         for key in keys:
             values = history.get(key, [])
@@ -510,9 +514,7 @@ def plot_history(history: dict[str, list[float]], path: str) -> str:
         axis.legend(loc="best") if axis.lines else None
     axes[2].set_yscale("log") if axes[2].lines else None
     figure.tight_layout()
-    write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=90, format="png"), fsync=False)
-    pyplot.close(figure)
-    return path
+    return save_figure(figure, path, dpi=90, tight=False)
 
 
 class CurvePlot(keras.callbacks.Callback):

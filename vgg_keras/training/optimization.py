@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import keras
 
+from vgg_keras import surgery
 from vgg_keras.training.config import WEIGHT_DECAY_MODES
 
 __all__ = [
@@ -53,7 +54,7 @@ def scaled_learning_rate(learning_rate: float, global_batch_size: int, base_batc
 
 
 def _decayed_kernels(model: keras.Model):
-    for layer in model._flatten_layers(include_self=False):  # nested models too
+    for layer in surgery.nested_layers(model):
         kernel = getattr(layer, "kernel", None)
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and kernel is not None:
             yield kernel

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
+from vgg_keras import surgery
 from vgg_keras.training.config import STRATEGIES
 
 __all__ = [
@@ -192,10 +193,8 @@ def even_eval_fn(eval_fn: Callable, num_examples: int, global_batch_size: int) -
     return dataset_fn, steps
 
 
-def _batch_norm_layers(layer: keras.layers.Layer) -> list:
-    if isinstance(layer, keras.layers.BatchNormalization):
-        return [layer]
-    return [found for child in getattr(layer, "layers", []) for found in _batch_norm_layers(child)]
+def _batch_norm_layers(model: keras.Model) -> list:
+    return [layer for layer in surgery.nested_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
 
 
 @contextlib.contextmanager

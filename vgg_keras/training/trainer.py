@@ -32,7 +32,7 @@ import keras
 import ml_collections
 import tensorflow as tf
 
-from vgg_keras import models, preprocessing
+from vgg_keras import _keras_compat, models, preprocessing
 from vgg_keras.training import callbacks as callbacks_lib
 from vgg_keras.training import config as config_lib
 from vgg_keras.training import data as data_lib
@@ -297,55 +297,6 @@ def _callbacks(config, paths: RunPaths, chief: bool, steps_per_epoch: int):
     return chain + [backup], backup, nan_guard
 
 
-def _rank1(logs: dict) -> dict:
-    return {key: keras.ops.reshape(value, (1,)) for key, value in logs.items()}
-
-
-class _MultiWorkerSteps:
-    """Works around two Keras 3 issues with `fit` under MultiWorkerMirroredStrategy.
-
-    Keras 3 reduces step logs with `strategy.reduce("MEAN", v, axis=0)`, which fails on
-    scalars (tensorflow#72388): the steps here return rank-1 logs. And `fit` reduces the
-    first distributed batch with `strategy.reduce` to build the model symbolically, which
-    the strategy cannot do for an (images, labels) tuple: the build here uses this worker's
-    local batch instead (the shapes are all it needs).
-    """
-
-    def train_step(self, data):
-        return _rank1(super().train_step(data))
-
-    def test_step(self, data):
-        return _rank1(super().test_step(data))
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        strategy = self.distribute_strategy
-        if iterator is not None:
-            for _, _, batches in iterator:
-                local = lambda v: strategy.experimental_local_results(v)[0]  # noqa: E731
-                data_batch = tf.nest.map_structure(local, next(batches))
-                break
-        with strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
-
-
-@contextlib.contextmanager
-def _multi_worker_fit(model, strategy):
-    """`fit` with `_MultiWorkerSteps` under MultiWorkerMirroredStrategy.
-
-    The model's own class comes back on exit, also when `fit` raises, so the model the
-    trainer returns and saves is the plain one.
-    """
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        yield
-        return
-    own_class = model.__class__
-    model.__class__ = type(f"MultiWorker{own_class.__name__}", (_MultiWorkerSteps, own_class), {})
-    try:
-        yield
-    finally:
-        model.__class__ = own_class
-
-
 def _epoch_seed(seed: int, epoch: int) -> int:
     """The data seed of one epoch: the input order is a pure function of (seed, epoch, step)."""
     return (seed * 1_000_003 + epoch) % 2**31
@@ -385,7 +336,7 @@ def _fit(model, strategy, data, config, chain, start_step: int, steps_per_epoch:
         for epoch in range(first_epoch, epochs):
             skip = offset if epoch == first_epoch else 0
             train_data = _distribute(strategy, _epoch_stream(data.train_fn, _epoch_seed(seed, epoch), skip))
-            with _multi_worker_fit(model, strategy):
+            with _keras_compat.multi_worker_fit(model, strategy):
                 model.fit(train_data, validation_data=eval_data, validation_steps=validation_steps,
                           initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps_per_epoch - skip,
                           callbacks=chain + [_StopAfterEpoch()], verbose=verbose, shuffle=False)
