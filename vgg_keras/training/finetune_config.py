@@ -13,7 +13,7 @@ from vgg_keras.training import config as config_lib
 
 __all__ = ["AUGMENTATIONS", "BLOCKS", "HEADS", "check_finetune_config", "finetune_config", "invalid", "unfreeze_groups"]
 
-# "predictions": a new predictions layer; the names mirror the model's (vgg_keras.configs, TensorFlow-free).
+# The first head replaces the predictions layer: its name is the model's (vgg_keras.configs, TensorFlow-free).
 HEADS = (configs_lib.PREDICTIONS, "pooled", "keep")
 AUGMENTATIONS = ("paper", "light")
 BLOCKS = configs_lib.STAGES
