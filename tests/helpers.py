@@ -34,7 +34,8 @@ def save_load_round_trip(model: keras.Model, directory, inputs, *, rtol: float =
     assert getattr(restored, "spec", None) == getattr(model, "spec", None)
     assert [w.path for w in restored.weights] == [w.path for w in model.weights]
     for saved, loaded in zip(model.weights, restored.weights):
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded), keras.ops.convert_to_numpy(saved), loaded.path)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded), keras.ops.convert_to_numpy(saved),
+                                      err_msg=loaded.path)
     expected = model.predict(inputs, verbose=0)
     np.testing.assert_allclose(restored.predict(inputs, verbose=0), expected, rtol=rtol, atol=atol)
     return restored
