@@ -141,6 +141,7 @@ def with_probe(config, workdir, data, strategy=None, callbacks=(), **kwargs):
 
 trainer.train_with_data = with_probe
 sys.argv = ["finetune.py", "--config=" + sys.argv[2], "--workdir=" + sys.argv[3]]
+sys.path.insert(0, os.path.join({repo!r}, "recipes"))  # as `python recipes/finetune.py` does
 runpy.run_path(os.path.join({repo!r}, "recipes", "finetune.py"), run_name="__main__")
 """
 
