@@ -15,38 +15,30 @@ import os
 
 os.environ.setdefault("VGG_KERAS_DEFER_KERAS", "1")  # flags are checked before TensorFlow loads
 
+import run_flags
 from absl import flags
-from ml_collections import config_flags
 
 from vgg_keras import cli, preflight
 from vgg_keras.training import config as config_lib
 from vgg_keras.training import finetune_config as finetune_config_lib
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Fine-tuning config file (recipes/configs/finetune*.py).")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory; rerun with the same one to resume.")
+_CONFIG, _WORKDIR = run_flags.define_run_flags("Fine-tuning config file (recipes/configs/finetune*.py).")
 _SOURCE = flags.DEFINE_string("source", None, "Shortcut for --config.finetune.source: a weights tag "
                               "(imagenet, imagenet-keras, imagenet-torchvision), a weights file or a .keras model.")
 _DATA = flags.DEFINE_string("data", None, "Shortcut for --config.data.name, e.g. folder:/path/to/train.")
 _UNFREEZE = flags.DEFINE_string("unfreeze", None, "Shortcut for --config.finetune.unfreeze: 'all' or "
                                 "comma-separated block1 ... block5, fc.")
 _HEAD = flags.DEFINE_enum("head", None, list(finetune_config_lib.HEADS), "Shortcut for --config.finetune.head.")
-_STRATEGY = flags.DEFINE_enum("strategy", None, list(config_lib.STRATEGIES),
-                              "Shortcut for --config.training.strategy.")
 _PRECISION = flags.DEFINE_enum("precision", None, list(config_lib.PRECISIONS),
                                "Shortcut for --config.training.precision.")
-flags.mark_flags_as_required(["config", "workdir"])
-
 _SHORTCUTS = (("finetune", "source", _SOURCE), ("data", "name", _DATA), ("finetune", "unfreeze", _UNFREEZE),
-              ("finetune", "head", _HEAD), ("training", "strategy", _STRATEGY), ("training", "precision", _PRECISION))
+              ("finetune", "head", _HEAD), ("training", "strategy", run_flags.STRATEGY),
+              ("training", "precision", _PRECISION))
 
 
 def _config():
     """The config with the shortcut flags applied, checked as far as it can be without TensorFlow."""
-    config = _CONFIG.value
-    for section, field, flag in _SHORTCUTS:
-        if flag.value is not None:
-            config[section][field] = flag.value
-    return finetune_config_lib.check_finetune_config(config)
+    return finetune_config_lib.check_finetune_config(run_flags.with_shortcuts(_CONFIG.value, _SHORTCUTS))
 
 
 def check():

@@ -15,31 +15,25 @@ import os
 
 os.environ.setdefault("VGG_KERAS_DEFER_KERAS", "1")  # flags are checked before TensorFlow loads
 
+import run_flags
 from absl import flags
-from ml_collections import config_flags
 
 from vgg_keras import cli, preflight
 from vgg_keras.training import config as config_lib
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (recipes/configs/*.py).")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory; rerun with the same one to resume.")
-_STRATEGY = flags.DEFINE_enum("strategy", None, list(config_lib.STRATEGIES),
-                              "Shortcut for --config.training.strategy.")
+_CONFIG, _WORKDIR = run_flags.define_run_flags("Experiment config file (recipes/configs/*.py).")
 _TPU = flags.DEFINE_string("tpu_address", None, "Shortcut for --config.training.tpu_address.")
 _BACKUP = flags.DEFINE_integer("backup_every_steps", None, "Shortcut for --config.training.backup_every_steps.")
 _CPU_DEVICES = flags.DEFINE_integer(
     "cpu_devices", None, "Split the CPU into N logical devices: without GPUs, the mirrored strategy then runs "
     "N replicas (reproduce a multi-replica run on any machine).", lower_bound=1)
-flags.mark_flags_as_required(["config", "workdir"])
+_SHORTCUTS = tuple(("training", field, flag) for field, flag in (
+    ("strategy", run_flags.STRATEGY), ("tpu_address", _TPU), ("backup_every_steps", _BACKUP)))
 
 
 def _config():
     """The config with the shortcut flags applied and derived fields filled (validated)."""
-    config = _CONFIG.value
-    for field, flag in (("strategy", _STRATEGY), ("tpu_address", _TPU), ("backup_every_steps", _BACKUP)):
-        if flag.value is not None:
-            config.training[field] = flag.value
-    return config_lib.validate_config(config)
+    return config_lib.validate_config(run_flags.with_shortcuts(_CONFIG.value, _SHORTCUTS))
 
 
 def check():

@@ -7,6 +7,8 @@ import pytest
 import vgg_keras
 from vgg_keras import channels, preprocessing, weights
 
+from helpers import save_load_round_trip
+
 TINY = {"width_multiplier": 1 / 16, "fc_units": 32, "dropout": 0.0, "base_size": 32}
 
 
@@ -83,10 +85,7 @@ def test_four_channel_model_from_rgb_weights_saves_and_reloads(tmp_path):
                                channels.adapt_input_conv(source.get_layer("block1_conv1").get_weights()[0], 4))
     np.testing.assert_array_equal(rgbd.get_layer("block2_conv1").get_weights()[0],
                                   source.get_layer("block2_conv1").get_weights()[0])
-    rgbd.save(tmp_path / "rgbd.keras")
-    reloaded = keras.models.load_model(tmp_path / "rgbd.keras")
-    x = np.random.default_rng(3).uniform(0, 255, (1, 32, 32, 4)).astype("float32")
-    np.testing.assert_allclose(reloaded.predict(x, verbose=0), rgbd.predict(x, verbose=0), rtol=1e-6)
+    save_load_round_trip(rgbd, tmp_path, np.random.default_rng(3).uniform(0, 255, (1, 32, 32, 4)).astype("float32"))
 
 
 def test_adapt_model_needs_an_rgb_vgg():

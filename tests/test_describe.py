@@ -13,6 +13,8 @@ import vgg_keras
 from vgg_keras import models
 from vgg_keras.preprocessing import Preprocessing
 
+from helpers import save_load_round_trip
+
 TINY = {"width_multiplier": 1 / 16, "fc_units": 16, "classes": 5}
 
 # (config, build arguments, expected description fields)
@@ -65,6 +67,7 @@ def _check_layer_roles(model, d):
         assert d.preprocessing_layer is None and not any(isinstance(la, Preprocessing) for la in model.layers)
     else:
         assert model.get_layer(d.preprocessing_layer).mode == d.preprocessing
+    _check_stages(model, d)
     if d.head is None:
         assert d.fc_layers == () and d.predictions_layer is None and d.score_layers == ()
         return
@@ -72,6 +75,28 @@ def _check_layer_roles(model, d):
     assert model.get_layer(d.predictions_layer).output.shape[-1] == d.classes
     assert model.layers[-1].name == d.score_layers[-1] and d.score_layers[0] == d.predictions_layer
     assert (d.activation_layer is not None) == (d.head == "conv" and d.classifier_activation is not None)
+
+
+def _check_stages(model, d):
+    """`stages` groups the model's layers, in model order, into the stages a config unfreezes."""
+    first = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    assert d.first_conv == first.name == d.conv_layers[0]
+    staged = [name for names in d.stages.values() for name in names]
+    assert staged == [layer.name for layer in model.layers if layer.name in staged]  # model order, no repeats
+    assert list(d.stages)[:5] == list(models.STAGES[:5])
+    for block, names in zip(models.STAGES, list(d.stages.values())[:5]):
+        weighted = [model.get_layer(name) for name in names if model.get_layer(name).weights]
+        assert weighted and all(name.startswith(f"{block}_") for name in names)
+    assert d.pool_layers == tuple(names[-1] for names in list(d.stages.values())[:5])
+    assert d.preprocessing_layer not in staged
+    if d.batch_norm:
+        assert {type(model.get_layer(name)) for name in d.stages["block3"]} >= {
+            keras.layers.Conv2D, keras.layers.BatchNormalization, keras.layers.ReLU}
+    if d.head is None:
+        assert "fc" not in d.stages and set(d.stages) <= set(models.STAGES) | {"head"}
+        return
+    assert set(d.fc_layers) <= set(d.stages["fc"]) and d.stages["head"] == d.score_layers
+    assert d.stages["fc"][:2] == (("flatten", "fc1") if d.head == "dense" else ("fc1", d.stages["fc"][1]))
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -94,14 +119,12 @@ def test_describe_every_variant_and_its_old_layout(variant):
 def test_spec_survives_keras_round_trip(tmp_path):
     model = _tiny("B", batch_norm=True, head="conv", base_size=32, classifier_activation=None,
                   include_preprocessing=True, preprocessing="mean_rgb", dropout=0.5)
-    with zipfile.ZipFile(_save(model, tmp_path / "m.keras")) as archive:
+    x = np.random.default_rng(0).uniform(0, 255, (1, 40, 48, 3)).astype("float32")
+    restored = save_load_round_trip(model, tmp_path, x)  # same class, spec, weights and outputs
+    with zipfile.ZipFile(tmp_path / f"{model.name}.keras") as archive:
         saved = json.loads(archive.read("config.json"))
     assert saved["config"]["vgg_spec"] == json.loads(json.dumps(model.spec.to_config()))  # plain data only
-    restored = keras.saving.load_model(tmp_path / "m.keras")
-    assert isinstance(restored, models.VGG) and restored.spec == model.spec
-    assert vgg_keras.describe(restored) == vgg_keras.describe(model)
-    x = np.random.default_rng(0).uniform(0, 255, (1, 40, 48, 3)).astype("float32")
-    np.testing.assert_allclose(restored(x), model(x), rtol=1e-5, atol=1e-6)
+    assert isinstance(restored, models.VGG) and vgg_keras.describe(restored) == vgg_keras.describe(model)
     dense = vgg_keras.to_dense(restored)  # conversions read the carried spec
     assert vgg_keras.describe(dense).head == "dense" and dense.input_shape == (None, 32, 32, 3)
     assert vgg_keras.describe(dense).carried and dense.spec.preprocessing == "mean_rgb"
@@ -168,3 +191,42 @@ def test_head_of_is_a_deprecated_alias():
     assert any(issubclass(w.category, DeprecationWarning) for w in caught)
     with pytest.raises(ValueError, match="include_top=False"):
         models.head_of(_tiny("A", include_top=False))
+
+
+def test_layer_stage_names_each_layer_of_every_head():
+    cases = {"block1_conv1": "block1", "block3_bn2": "block3", "block5_pool": "block5", "block1_lrn": "block1",
+             "flatten": "fc", "fc1": "fc", "fc2_dropout": "fc", "predictions": "head", "score_average": "head",
+             "predictions_activation": "head", "avg_pool": "head", "head_dropout": "head",
+             "preprocessing": None, "input_layer": None, "image": None}
+    assert {name: models.layer_stage(name) for name in cases} == cases
+
+
+@pytest.mark.parametrize("head,activation,names", [
+    ("dense", "softmax", ["predictions"]),
+    ("conv", "softmax", ["predictions", "score_average", "predictions_activation"]),
+    ("conv", None, ["predictions", "score_average"]),
+])
+def test_the_builders_use_classifier_layers(head, activation, names):
+    assert [layer.name for layer in models.classifier_layers(3, head, activation=activation)] == names
+    built = _tiny("A", head=head, base_size=32, classifier_activation=activation, input_shape=(32, 32, 3))
+    assert [layer.name for layer in built.layers][-len(names):] == names
+    assert vgg_keras.describe(built).score_layers == tuple(names)
+
+
+def test_describe_a_pooled_classifier_on_the_features():
+    """Fine-tuning's head="pooled" model: no fc layers, but a predictions layer to train and keep in float32."""
+    layers = models.classifier_layers(3, "pooled", dropout=0.5)
+    assert [layer.name for layer in layers] == ["avg_pool", "head_dropout", "predictions"]
+    body = _tiny("vgg11_bn", include_top=False, input_shape=(32, 32, 3), include_preprocessing=True)
+    x = body.output
+    for layer in layers:
+        x = layer(x)
+    d = vgg_keras.describe(keras.Model(body.input, x))
+    assert (d.head, d.classes, d.predictions_layer, d.score_layers) == (None, 3, "predictions", ("predictions",))
+    assert d.stages["head"] == ("avg_pool", "head_dropout", "predictions") and "fc" not in d.stages
+    assert d.preprocessing_layer == "preprocessing" and d.batch_norm
+
+
+def test_classifier_layers_rejects_an_unknown_kind():
+    with pytest.raises(ValueError, match="kind='pool'.*'dense', 'conv', 'pooled'"):
+        models.classifier_layers(3, "pool")

@@ -141,6 +141,7 @@ def with_probe(config, workdir, data, strategy=None, callbacks=(), **kwargs):
 
 trainer.train_with_data = with_probe
 sys.argv = ["finetune.py", "--config=" + sys.argv[2], "--workdir=" + sys.argv[3]]
+sys.path.insert(0, os.path.join({repo!r}, "recipes"))  # as `python recipes/finetune.py` does
 runpy.run_path(os.path.join({repo!r}, "recipes", "finetune.py"), run_name="__main__")
 """
 
@@ -316,3 +317,17 @@ def test_a_weights_file_source_brings_its_preprocessing(tmp_path):
     assert source.get_layer("preprocessing").mode == "torch"
     model = finetune.finetune_model(source, 3, head="pooled", crop_size=48)
     assert _same(_values(model, "block3_conv2"), _values(rgb, "block3_conv2")) and model.output_shape == (None, 3)
+
+
+def test_phase2_of_a_pooled_fine_tuning_keeps_its_classifier(tmp_path):
+    """Phase 2 rebuilds phase 1's model with head="keep": a pooled classifier has no fc layers (it failed before)."""
+    config = tiny_config(head="pooled", unfreeze="block5")
+    config.training.steps_per_epoch = 2
+    data = training.synthetic_training_data(num_classes=3, image_size=32, batch_size=8)
+    phase1, phase2 = finetune.finetune_with_data(config, str(tmp_path / "run"), data, lambda: _source(3))
+    names = [layer.name for layer in phase2.model.layers]
+    assert names[-3:] == ["avg_pool", "head_dropout", "predictions"] and "fc1" not in names
+    assert vgg_keras.describe(phase2.model).classes == 3 and phase2.model.output_shape == (None, 3)
+    trained = {finetune.layer_group(layer.name) for layer in phase2.model.layers if layer.trainable and layer.weights}
+    assert trained == {"block5", "head"}
+    assert not _same(_values(phase2.model, "block5_conv1"), _values(phase1.model, "block5_conv1"))

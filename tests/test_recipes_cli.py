@@ -62,6 +62,7 @@ CASES = {
                             ["config.training.batch_size=-16", ">= 1"]),
     "train-bad-type": ("train", [*_TRAIN, "--config.training.batch_size=abc"], ["batch_size=abc"]),
     "train-bad-flag": ("train", [*_TRAIN, "--workdri=x"], ["workdri"]),
+    "train-bad-shortcut": ("train", [*_TRAIN, "--backup_every_steps=-3"], ["config.training.backup_every_steps=-3"]),
     "train-missing-config-file": ("train", ["--config=configs/nope.py", "--workdir=w"], ["configs/nope.py"]),
     "train-missing-folder-dataset": ("train", [*_TRAIN, "--config.data.name=folder:images"],
                                      ["folder:images", "no such folder"]),

@@ -46,9 +46,9 @@ __all__ = [
     "adapt_model",
     "adapt_tensors",
     "channel_normalization",
+    "preprocessing_layer_of",
 ]
 
-FIRST_CONV = "block1_conv1"
 _IDENTITY = preprocessing_lib.Normalization("identity", False, None, (0.0, 0.0, 0.0), None)
 
 
@@ -56,6 +56,27 @@ def _check_channels(channels) -> int:
     if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels < 1:
         raise ValueError(f"channels={channels!r}; allowed: a positive integer (1 gray, 3 RGB, 4 RGB-D, ...).")
     return int(channels)
+
+
+def _first_conv(model: keras.Model):
+    """The model's first conv, the one that sees the input channels (found by type), or None."""
+    return next((layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)), None)
+
+
+def preprocessing_layer_of(model: keras.Model):
+    """The model's normalisation layer, or None.
+
+    Found by type (`Preprocessing` or `ChannelPreprocessing`), not by name: it may stand in
+    front of an `input_tensor`, under any name (`vgg_keras.describe(model).preprocessing_layer`).
+
+    Args:
+        model: A Keras model.
+
+    Returns:
+        The layer, or None.
+    """
+    kinds = (preprocessing_lib.Preprocessing, ChannelPreprocessing)
+    return next((layer for layer in model.layers if isinstance(layer, kinds)), None)
 
 
 def adapt_input_conv(kernel: np.ndarray, channels: int) -> np.ndarray:
@@ -139,23 +160,22 @@ def adapt_tensors(tensors: Mapping[str, list[np.ndarray]], model: keras.Model,
         tensors: `{layer_name: [arrays]}` of an RGB model.
         model: The model they are for; nothing changes unless its first conv takes other
             than 3 channels while the file's takes 3.
-        mode: The preprocessing mode the weights expect; the model's own "preprocessing"
+        mode: The preprocessing mode the weights expect; the model's own normalisation
             layer, when it has one, decides instead (it may carry a dataset mean).
 
     Returns:
-        `tensors`, with `block1_conv1` adapted where needed.
+        `tensors`, with the first conv's (`block1_conv1`) adapted where needed.
     """
-    layer = next((candidate for candidate in model.layers if candidate.name == FIRST_CONV), None)
-    values = tensors.get(FIRST_CONV)
+    layer = _first_conv(model)
+    values = tensors.get(layer.name) if layer is not None else None
     if layer is None or not values or values[0].ndim != 4 or values[0].shape[2] != 3:
         return dict(tensors)
     channels = int(layer.kernel.shape[2])
     if channels == 3:
         return dict(tensors)
-    own = _normalization_of(next((c for c in model.layers if c.name == "preprocessing"), None))
-    norm = own or preprocessing_lib.normalization(mode)
+    norm = _normalization_of(preprocessing_layer_of(model)) or preprocessing_lib.normalization(mode)
     adapted = dict(tensors)
-    adapted[FIRST_CONV] = list(adapt_first_conv(values[0], values[1], channels, norm)) + list(values[2:])
+    adapted[layer.name] = list(adapt_first_conv(values[0], values[1], channels, norm)) + list(values[2:])
     return adapted
 
 
@@ -215,7 +235,7 @@ def _normalization_of(layer) -> preprocessing_lib.Normalization | None:
 def adapt_model(model: keras.Model, channels: int) -> keras.Model:
     """A copy of an RGB vgg_keras model that takes `channels` input channels.
 
-    The model's "preprocessing" layer (if any) becomes a `ChannelPreprocessing` of the same
+    The model's normalisation layer (if any) becomes a `ChannelPreprocessing` of the same
     mode; `block1_conv1` is adapted with `adapt_first_conv`; every other layer and weight is
     copied. Works for chains of layers (every vgg_keras model).
 
@@ -230,10 +250,11 @@ def adapt_model(model: keras.Model, channels: int) -> keras.Model:
         ValueError: If the model has no `block1_conv1` taking 3 channels.
     """
     channels = _check_channels(channels)
-    first = next((layer for layer in model.layers if layer.name == FIRST_CONV), None)
+    first = _first_conv(model)
     if first is None or int(first.kernel.shape[2]) != 3:
-        raise ValueError(f"model {model.name!r} has no RGB {FIRST_CONV!r} layer; allowed: an RGB vgg_keras model.")
-    preprocessing = next((layer for layer in model.layers if layer.name == "preprocessing"), None)
+        name = "first conv" if first is None else first.name
+        raise ValueError(f"model {model.name!r} has no RGB {name!r} layer; allowed: an RGB vgg_keras model.")
+    preprocessing = preprocessing_layer_of(model)
     norm = _normalization_of(preprocessing)
 
     def clone(layer):
@@ -244,7 +265,7 @@ def adapt_model(model: keras.Model, channels: int) -> keras.Model:
     inputs, outputs, pairs = surgery.rebuild_chain(
         model, input_shape=tuple(model.input_shape[1:-1]) + (channels,), clone=clone)
     surgery.copy_weights([(old, new) for old, new in pairs if old is not first])
-    new_first = {old.name: new for old, new in pairs}[FIRST_CONV]
+    new_first = {old.name: new for old, new in pairs}[first.name]
     kernel, bias, *rest = first.get_weights()
     new_first.set_weights(list(adapt_first_conv(kernel, bias, channels, norm)) + rest)
     return keras.Model(inputs, outputs, name=model.name)

@@ -17,7 +17,16 @@ __all__ = [
     "MODEL_NAMES",
     "resolve_model_name",
     "canonical_name",
+    "STAGES",
+    "PREDICTIONS",
 ]
+
+# The parts of a VGG that a user names in a config (`finetune.unfreeze`, `finetune.head`): the
+# five conv blocks, the hidden classifier layers ("fc") and the class-score layer. vgg_keras.models
+# names its layers after them (`block{b}_*`, `fc1`, `fc2`, `predictions`); they live here so that
+# configs read them without loading TensorFlow.
+STAGES = ("block1", "block2", "block3", "block4", "block5", "fc")
+PREDICTIONS = "predictions"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -65,7 +65,7 @@ METHODS = ("saliency", "smoothgrad", "gradcam")
 # Smilkov et al. 2017, section 4: sigma 10-20% of the input range, n = 50 (little gain beyond).
 DEFAULT_SAMPLES = 50
 DEFAULT_NOISE = 0.15
-_SCORE_LAYER = "predictions"
+_SCORE_LAYER = models_lib.PREDICTIONS_LAYER  # any classifier with it, not only a VGG: found by this name
 _CLASSIFIER_LAYERS = tuple(models_lib.PAPER_INIT_FC_LAYERS)
 
 

@@ -56,6 +56,11 @@ __all__ = [
     "data_format_of",
     "init_from_shallower",
     "PAPER_INIT_FC_LAYERS",
+    "PREDICTIONS_LAYER",
+    "STAGES",
+    "CLASSIFIERS",
+    "classifier_layers",
+    "layer_stage",
 ]
 
 HEADS = ("dense", "conv")
@@ -63,9 +68,16 @@ POOLINGS = (None, "avg", "max")
 DATA_FORMATS = ("channels_last", "channels_first")
 MIN_INPUT_SIZE = 32
 DEFAULT_SIZE = 224
-PAPER_INIT_FC_LAYERS = ("fc1", "fc2", "predictions")
+PREDICTIONS_LAYER = configs_lib.PREDICTIONS
+STAGES = configs_lib.STAGES
+CLASSIFIERS = ("dense", "conv", "pooled")
+PAPER_INIT_FC_LAYERS = ("fc1", "fc2", PREDICTIONS_LAYER)
 PREPROCESSING_LAYER = "preprocessing"
 _CONV_NAME = re.compile(r"^block(\d+)_conv(\d+)$")
+_BLOCK_NAME = re.compile(r"^(block\d+)_")
+_FC_STAGE = ("flatten", "fc1", "fc1_dropout", "fc2", "fc2_dropout")
+_SCORE_LAYERS = (PREDICTIONS_LAYER, "score_average", "predictions_activation")
+_HEAD_STAGE = ("avg_pool", "head_dropout", *_SCORE_LAYERS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,9 +237,8 @@ def _dense_head(x, spec: ModelSpec):
     x = _dropout(x, spec, "fc1_dropout")
     x = keras.layers.Dense(spec.fc_units, activation="relu", kernel_initializer=init, name="fc2")(x)
     x = _dropout(x, spec, "fc2_dropout")
-    return keras.layers.Dense(
-        spec.classes, activation=spec.classifier_activation, kernel_initializer=init, name="predictions"
-    )(x)
+    return _applied(x, classifier_layers(spec.classes, "dense", activation=spec.classifier_activation,
+                                         kernel_initializer=init))
 
 
 def _conv_head(x, spec: ModelSpec):
@@ -242,12 +253,52 @@ def _conv_head(x, spec: ModelSpec):
         spec.fc_units, 1, activation="relu", kernel_initializer=init, data_format=data_format, name="fc2"
     )(x)
     x = _dropout(x, spec, "fc2_dropout")
-    x = keras.layers.Conv2D(spec.classes, 1, kernel_initializer=init, data_format=data_format, name="predictions")(x)
-    # Averaging the score map before the soft-max is the paper's "sum-pooling" of class scores.
-    x = keras.layers.GlobalAveragePooling2D(data_format=data_format, name="score_average")(x)
-    if spec.classifier_activation is not None:
-        x = keras.layers.Activation(spec.classifier_activation, name="predictions_activation")(x)
+    return _applied(x, classifier_layers(spec.classes, "conv", activation=spec.classifier_activation,
+                                         kernel_initializer=init, data_format=data_format))
+
+
+def _applied(x, layers: Sequence[keras.layers.Layer]):
+    for layer in layers:
+        x = layer(x)
     return x
+
+
+def classifier_layers(classes: int, kind: str = "dense", *, activation: Any = "softmax", dropout: float = 0.0,
+                      kernel_initializer: Any = "glorot_uniform",
+                      data_format: str | None = None) -> list[keras.layers.Layer]:
+    """New class-score layers, named as in every VGG (what fine-tuning puts on a pretrained body).
+
+    Args:
+        classes: Number of classes.
+        kind: "dense": `predictions`, a Dense layer on fc2's vector. "conv": `predictions`, a
+            1x1 conv on fc2's map, `score_average` (the spatial mean of the scores: the paper's
+            sum-pooling) and `predictions_activation`. "pooled": `avg_pool` over the conv
+            features, `head_dropout` and a Dense `predictions`.
+        activation: Activation of the scores (None: logits).
+        dropout: Rate of `head_dropout` ("pooled" only; 0 means no Dropout layer).
+        kernel_initializer: Initializer of the score kernel.
+        data_format: Of the conv layers (default: Keras' image data format).
+
+    Returns:
+        The layers to apply in order.
+
+    Raises:
+        ValueError: For an unknown `kind`.
+    """
+    check_choice("kind", kind, CLASSIFIERS)
+    dense = keras.layers.Dense(classes, activation=activation, kernel_initializer=kernel_initializer,
+                               name=PREDICTIONS_LAYER)
+    if kind == "pooled":
+        pool = keras.layers.GlobalAveragePooling2D(data_format=data_format, name="avg_pool")
+        return [pool] + ([keras.layers.Dropout(dropout, name="head_dropout")] if dropout else []) + [dense]
+    if kind == "dense":
+        return [dense]
+    layers = [keras.layers.Conv2D(classes, 1, kernel_initializer=kernel_initializer, data_format=data_format,
+                                  name=PREDICTIONS_LAYER),
+              keras.layers.GlobalAveragePooling2D(data_format=data_format, name="score_average")]
+    if activation is not None:
+        layers.append(keras.layers.Activation(activation, name="predictions_activation"))
+    return layers
 
 
 def _pooled_features(x, spec: ModelSpec):
@@ -305,15 +356,9 @@ def _normalisation_layer(spec: ModelSpec, channels: int | None):
                                                  data_format=spec.data_format)
 
 
-def _preprocessing_layer_of(model: keras.Model):
-    """The model's normalisation layer (found by type: it may stand in front of an `input_tensor`), or None."""
-    kinds = (preprocessing_lib.Preprocessing, channels_lib.ChannelPreprocessing)
-    return next((layer for layer in model.layers if isinstance(layer, kinds)), None)
-
-
 def _preprocessing_fields(model: keras.Model) -> dict[str, Any]:
     """`preprocessing` / `preprocessing_mean` of the model's normalisation layer."""
-    layer = _preprocessing_layer_of(model)
+    layer = channels_lib.preprocessing_layer_of(model)
     if layer is None:
         return {"preprocessing": None, "preprocessing_mean": None}
     return {"preprocessing": layer.mode, "preprocessing_mean": None if layer.mean is None else tuple(layer.mean)}
@@ -630,7 +675,7 @@ def _config_letter(blocks, lrn: bool) -> str:
 def _derived_top(model: keras.Model, fc1, data_format: str) -> dict[str, Any]:
     """Head, base size, widths and activation of a classifier, read from its layers."""
     dropout_layer = _layer_or_none(model, "fc1_dropout")
-    predictions = _layer_or_none(model, "predictions")
+    predictions = _layer_or_none(model, PREDICTIONS_LAYER)
     if predictions is None:
         raise ValueError(f"Model {model.name!r} has a layer 'fc1' but no 'predictions': not a vgg_keras VGG.")
     dropout = dropout_layer.rate if dropout_layer else 0.0
@@ -739,12 +784,19 @@ class ModelDescription:
         conv_layers: Every conv of the five blocks, in order.
         relu_layers: `{relu name: layer}` for every ReLU output ("relu2_2": "block2_conv2").
         pool_layers: The five block max-pools, in order.
+        first_conv: The first conv layer (the one that sees the input channels).
         last_conv: The last conv layer.
         features_layer: The conv body's output (the last block's pool).
         fc_layers: The hidden classifier layers ("fc1", "fc2"; empty without a classifier).
-        predictions_layer: The class-score layer (None without a classifier).
+        predictions_layer: The class-score layer (None without one). A model without fc
+            layers may still have one: fine-tuning's pooled classifier (`classifier_layers`).
         activation_layer: The separate activation layer of a conv head (None otherwise).
-        score_layers: The predictions layer and the layers after it (averaging, activation).
+        score_layers: The predictions layer and the layers after it (averaging, activation):
+            the layers to keep in float32 under mixed precision.
+        stages: The model's layers by stage (`layer_stage`), in model order: "block1" ...
+            "block5" (convs, BatchNorm, ReLU, LRN, pool), "fc" (flatten, fc1, fc2 and their
+            dropout) and "head" (the score layers, and a pooled classifier's pooling and dropout);
+            only the stages the model has. `STAGES` are the names a config unfreezes.
     """
 
     spec: ModelSpec
@@ -766,21 +818,61 @@ class ModelDescription:
     conv_layers: tuple[str, ...]
     relu_layers: dict[str, str]
     pool_layers: tuple[str, ...]
+    first_conv: str
     last_conv: str
     features_layer: str
     fc_layers: tuple[str, ...]
     predictions_layer: str | None
     activation_layer: str | None
     score_layers: tuple[str, ...]
+    stages: dict[str, tuple[str, ...]]
 
 
-def _top_names(spec: ModelSpec) -> dict[str, Any]:
+def layer_stage(name: str) -> str | None:
+    """The stage a layer of a VGG (or of a model fine-tuned from one) belongs to.
+
+    Args:
+        name: A layer name.
+
+    Returns:
+        "block1" ... "block5", "fc" (flatten, fc1, fc2 and their dropout), "head" (the class
+        scores and a pooled classifier's layers), or None (input, preprocessing, other layers).
+    """
+    match = _BLOCK_NAME.match(name)
+    if match:
+        return match.group(1)
+    if name in _FC_STAGE:
+        return "fc"
+    return "head" if name in _HEAD_STAGE else None
+
+
+def _stages(model: keras.Model) -> dict[str, tuple[str, ...]]:
+    stages: dict[str, list[str]] = {}
+    for layer in model.layers:
+        stage = layer_stage(layer.name)
+        if stage is not None:
+            stages.setdefault(stage, []).append(layer.name)
+    return {stage: tuple(names) for stage, names in stages.items()}
+
+
+def _top_names(spec: ModelSpec, model: keras.Model) -> dict[str, Any]:
     if not spec.include_top:
-        return {"fc_layers": (), "predictions_layer": None, "activation_layer": None, "score_layers": ()}
-    activation = "predictions_activation" if spec.head == "conv" and spec.classifier_activation is not None else None
-    after = ("score_average",) + ((activation,) if activation else ()) if spec.head == "conv" else ()
-    return {"fc_layers": ("fc1", "fc2"), "predictions_layer": "predictions", "activation_layer": activation,
-            "score_layers": ("predictions",) + after}
+        # Without fc layers, a classifier can only be fine-tuning's pooled one: pooling, dropout, predictions.
+        predictions = _layer_or_none(model, PREDICTIONS_LAYER)
+        names = () if predictions is None else (PREDICTIONS_LAYER,)
+        return {"fc_layers": (), "predictions_layer": names[0] if names else None, "activation_layer": None,
+                "score_layers": names}
+    activation = _SCORE_LAYERS[2] if spec.head == "conv" and spec.classifier_activation is not None else None
+    after = (_SCORE_LAYERS[1],) + ((activation,) if activation else ()) if spec.head == "conv" else ()
+    return {"fc_layers": ("fc1", "fc2"), "predictions_layer": PREDICTIONS_LAYER, "activation_layer": activation,
+            "score_layers": (PREDICTIONS_LAYER,) + after}
+
+
+def _classes(spec: ModelSpec, model: keras.Model, predictions: str | None) -> int | None:
+    if spec.include_top or predictions is None:
+        return spec.classes if spec.include_top else None
+    layer = model.get_layer(predictions)
+    return int(getattr(layer, "units", None) or layer.filters)
 
 
 def describe(model: keras.Model) -> ModelDescription:
@@ -803,7 +895,7 @@ def describe(model: keras.Model) -> ModelDescription:
     spec = _spec(model)
     convs = tuple(f"block{b}_conv{i}" for b, block in enumerate(spec.blocks, 1) for i in range(1, len(block) + 1))
     pools = tuple(f"block{b}_pool" for b in range(1, len(spec.blocks) + 1))
-    top = spec.include_top
+    top, names = spec.include_top, _top_names(spec, model)
     return ModelDescription(
         spec=spec,
         carried=isinstance(model, VGG) and model.spec is not None,
@@ -813,20 +905,22 @@ def describe(model: keras.Model) -> ModelDescription:
         width_multiplier=spec.width_multiplier,
         head=spec.head if top else None,
         base_size=spec.base_size,
-        classes=spec.classes if top else None,
+        classes=_classes(spec, model, names["predictions_layer"]),
         classifier_activation=spec.classifier_activation if top else None,
         fc_units=spec.fc_units if top else None,
         pooling=spec.pooling,
         preprocessing=spec.preprocessing,
         data_format=spec.data_format,
         input_shape=tuple(model.input_shape[1:]),
-        preprocessing_layer=getattr(_preprocessing_layer_of(model), "name", None),
+        preprocessing_layer=getattr(channels_lib.preprocessing_layer_of(model), "name", None),
         conv_layers=convs,
         relu_layers=_relu_names(spec.blocks, spec.batch_norm),
         pool_layers=pools,
+        first_conv=convs[0],
         last_conv=convs[-1],
         features_layer=pools[-1],
-        **_top_names(spec),
+        stages=_stages(model),
+        **names,
     )
 
 
@@ -974,7 +1068,7 @@ def score_map_model(model: keras.Model) -> keras.Model:
         (channels first: `[B, C, H, W]` to `[B, classes, h, w]`).
     """
     conv_model = to_fully_convolutional(model)
-    return keras.Model(conv_model.input, conv_model.get_layer("predictions").output, name=f"{model.name}_scores")
+    return keras.Model(conv_model.input, conv_model.get_layer(PREDICTIONS_LAYER).output, name=f"{model.name}_scores")
 
 
 def feature_extractor(model: keras.Model, layer_names: Sequence[str] | None = None) -> keras.Model:

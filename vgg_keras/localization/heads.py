@@ -45,12 +45,13 @@ def select_class_boxes(boxes, classes):
     return picked[:, 0] if single else picked
 
 
-def _trunk(classifier: keras.Model) -> tuple[keras.Model, keras.KerasTensor]:
-    """A copy of the classifier (weights copied) and the tensor feeding its `predictions`."""
+def _trunk(classifier: keras.Model) -> tuple[keras.Model, keras.KerasTensor, int]:
+    """A copy of the classifier (weights copied), the tensor feeding its `predictions` and its classes."""
     dense = models_lib.to_dense(classifier)
+    description = models_lib.describe(dense)
     clone = keras.models.clone_model(dense)
     clone.set_weights(dense.get_weights())
-    return clone, clone.get_layer("predictions").input
+    return clone, clone.get_layer(description.predictions_layer).input, description.classes
 
 
 def build_localizer(classifier: keras.Model, mode: str = "scr", *, kernel_initializer="glorot_uniform",
@@ -79,8 +80,7 @@ def build_localizer(classifier: keras.Model, mode: str = "scr", *, kernel_initia
         raise TypeError(f"classifier must be a keras.Model; received {type(classifier).__name__}.")
     if mode not in LOCALIZER_MODES:
         raise ValueError(f"mode={mode!r}; allowed: {', '.join(map(repr, LOCALIZER_MODES))}.")
-    clone, features = _trunk(classifier)
-    classes = int(clone.get_layer("predictions").units)
+    clone, features, classes = _trunk(classifier)
     units = 4 if mode == "scr" else 4 * classes
     boxes = keras.layers.Dense(units, kernel_initializer=kernel_initializer, name=BOX_LAYER)(features)
     if mode == "pcr":

@@ -3,6 +3,9 @@
 `run_experiment` is what `recipes/train.py` runs: `train`, then (when `config.after`
 asks) `vgg_keras.evaluation.evaluate` with dense / multi-crop evaluation on the validation
 split and `vgg_keras.export.export_saved_model`, and a summary of where everything went.
+
+The stages after training (`check_stages`, `evaluate_run`, `export_run`, `timed`) are public:
+`vgg_keras.training.finetune` runs them on its fine-tuned model too.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import ml_collections
 
 from vgg_keras.training import trainer
 
-__all__ = ["ExperimentResult", "run_experiment"]
+__all__ = ["ExperimentResult", "check_stages", "evaluate_run", "export_run", "run_experiment", "timed"]
 
 
 @dataclasses.dataclass
@@ -80,7 +83,16 @@ def _staged_directory(path: str):
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _evaluate(result: trainer.TrainResult, config: ml_collections.ConfigDict):
+def evaluate_run(result: trainer.TrainResult, config: ml_collections.ConfigDict):
+    """The paper's evaluation of a run's model on its validation data, as `config.after` asks.
+
+    Args:
+        result: The run (its model, data and workdir).
+        config: Its config (`data` and `after` sections).
+
+    Returns:
+        The `EvaluationReport`, also written to `<workdir>/eval/` (swapped into place at once).
+    """
     from vgg_keras import evaluation  # pylint: disable=import-outside-toplevel
 
     d, a = config.data, config.after
@@ -93,7 +105,16 @@ def _evaluate(result: trainer.TrainResult, config: ml_collections.ConfigDict):
         )
 
 
-def _export(result: trainer.TrainResult, config: ml_collections.ConfigDict) -> str:
+def export_run(result: trainer.TrainResult, config: ml_collections.ConfigDict) -> str:
+    """Exports a run's model as a SavedModel for TF Serving (`config.after.export_root`).
+
+    Args:
+        result: The run (its model, class names and workdir).
+        config: Its config.
+
+    Returns:
+        The SavedModel version directory (default root: `<workdir>/savedmodels`).
+    """
     from vgg_keras import export  # pylint: disable=import-outside-toplevel
 
     root = config.after.export_root or os.path.join(result.paths.workdir, "savedmodels")
@@ -103,16 +124,33 @@ def _export(result: trainer.TrainResult, config: ml_collections.ConfigDict) -> s
     )
 
 
-def _timed(seconds: dict, stage: str, fn, *args):
-    """`fn(*args)`, its wall time stored in `seconds[stage]`."""
+def timed(seconds: dict, stage: str, fn, *args):
+    """`fn(*args)`, its wall time stored in `seconds[stage]`.
+
+    Args:
+        seconds: Where the time goes.
+        stage: Its key.
+        fn: The stage.
+        *args: Its arguments.
+
+    Returns:
+        What `fn` returned.
+    """
     start = time.perf_counter()
     value = fn(*args)
     seconds[stage] = time.perf_counter() - start
     return value
 
 
-def _check_stages(config: ml_collections.ConfigDict) -> None:
-    """Fails before training when a stage asked for after training cannot run."""
+def check_stages(config: ml_collections.ConfigDict) -> None:
+    """Fails before training when a stage `config.after` asks for cannot run.
+
+    Args:
+        config: A training or fine-tuning config.
+
+    Raises:
+        ImportError: If `vgg_keras.evaluation` or `vgg_keras.export` is asked for and cannot be imported.
+    """
     for stage, module in (("evaluate", "vgg_keras.evaluation"), ("export", "vgg_keras.export")):
         if not config.after[stage]:
             continue
@@ -141,11 +179,11 @@ def run_experiment(config: ml_collections.ConfigDict, workdir: str) -> Experimen
         ImportError: Before training, if a stage `config.after` asks for cannot be imported.
         FloatingPointError: If the loss became NaN/Inf (the last good backup is kept).
     """
-    _check_stages(config)
+    check_stages(config)
     seconds: dict = {}
-    result = ExperimentResult(_timed(seconds, "train", trainer.train, config, workdir), seconds=seconds)
+    result = ExperimentResult(timed(seconds, "train", trainer.train, config, workdir), seconds=seconds)
     if config.after.evaluate:
-        result.report = _timed(seconds, "evaluate", _evaluate, result.train, config)
+        result.report = timed(seconds, "evaluate", evaluate_run, result.train, config)
     if config.after.export:
-        result.export_dir = _timed(seconds, "export", _export, result.train, config)
+        result.export_dir = timed(seconds, "export", export_run, result.train, config)
     return result

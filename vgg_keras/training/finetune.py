@@ -10,7 +10,7 @@
 The source: published weights (`config.finetune.source="imagenet"`, ... with
 `config.model.arch`), a weights file of `config.model.arch`, or any vgg_keras `.keras`
 model (e.g. a workdir's `best.keras`). Its preprocessing travels with it: a model with a
-"preprocessing" layer keeps it; weights bring their mode (`weights.preprocessing_mode_for`);
+normalisation layer keeps it; weights bring their mode (`weights.preprocessing_mode_for`);
 a `.keras` model without one needs `config.finetune.preprocessing`.
 
 The classifier for your classes (`config.finetune.head`):
@@ -42,7 +42,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import time
 
 import keras
@@ -62,9 +61,9 @@ from vgg_keras.training.finetune_config import (
     AUGMENTATIONS,
     BLOCKS,
     HEADS,
-    _fail,
-    _unfreeze_tokens,
     finetune_config,
+    invalid,
+    unfreeze_groups,
 )
 
 __all__ = [
@@ -86,33 +85,29 @@ __all__ = [
     "validate_finetune_config",
 ]
 
-_HEAD_LAYERS = ("avg_pool", "head_dropout", "predictions", "score_average", "predictions_activation")
-_FC_LAYERS = ("flatten", "fc1", "fc1_dropout", "fc2", "fc2_dropout")
-_BLOCK_NAME = re.compile(r"^(block\d+)_")
-
 
 # --------------------------------------------------------------------------- config
 
 
 def validate_finetune_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """Checks the training sections (`validate_config`) and the `finetune` section.
+    """`check_finetune_config`, then `source` and `preprocessing` against the weights registry.
 
     Args:
-        config: A config from `finetune_config` (possibly overridden).
+        config: A fine-tuning config.
 
     Returns:
-        The same config.
+        It, checked.
 
     Raises:
-        ValueError: Naming the first invalid field, its value and what is allowed.
+        ValueError: For the first invalid field (its value and what is allowed).
     """
     finetune_config_lib.check_finetune_config(config)  # everything that needs no TensorFlow
     f = config.finetune
     if not isinstance(f.source, str) or not f.source:
-        _fail("source", f.source, f"a weights tag ({', '.join(weights_lib.TAGS)}), a weights file or a .keras model")
+        invalid("source", f.source, f"a weights tag ({', '.join(weights_lib.TAGS)}), a weights file or a .keras model")
     modes = ("", *preprocessing_lib.PREPROCESSING_MODES)
     if f.preprocessing not in modes:
-        _fail("preprocessing", f.preprocessing, ", ".join(repr(a) for a in modes))
+        invalid("preprocessing", f.preprocessing, ", ".join(repr(a) for a in modes))
     return config
 
 
@@ -141,7 +136,7 @@ def load_source_model(config: ml_collections.ConfigDict) -> keras.Model:
 
     Returns:
         A `keras.Model`: for a tag or a weights file, `config.model.arch` with those weights
-        and a "preprocessing" layer of their mode, with its classifier unless
+        and a normalisation layer of their mode, with its classifier unless
         `head="pooled"`; for a `.keras` file, the model it holds.
 
     Raises:
@@ -173,52 +168,40 @@ def load_source_model(config: ml_collections.ConfigDict) -> keras.Model:
         raise _source_error(config, error) from error
 
 
-def _layer(model: keras.Model, name: str):
-    return next((layer for layer in model.layers if layer.name == name), None)
-
-
-def _head_layers(num_classes: int, head: str, conv_head: bool, dropout: float) -> list[keras.layers.Layer]:
-    if head == "pooled":
-        layers = [keras.layers.GlobalAveragePooling2D(name="avg_pool")]
-        layers += [keras.layers.Dropout(dropout, name="head_dropout")] if dropout else []
-        return layers + [keras.layers.Dense(num_classes, activation="softmax", name="predictions")]
-    if conv_head:
-        return [keras.layers.Conv2D(num_classes, 1, name="predictions"),
-                keras.layers.GlobalAveragePooling2D(name="score_average"),
-                keras.layers.Activation("softmax", name="predictions_activation")]
-    return [keras.layers.Dense(num_classes, activation="softmax", name="predictions")]
-
-
-def _source_classes(model: keras.Model) -> int:
-    predictions = model.get_layer("predictions")
-    return int(getattr(predictions, "units", None) or predictions.filters)
-
-
-def _check_head(source: keras.Model, head: str, num_classes: int, crop_size: int) -> bool:
-    """Checks the source fits `head` and the data; returns whether its classifier is convolutional."""
-    fc1 = _layer(source, "fc1")
-    if head != "pooled" and (fc1 is None or _layer(source, "predictions") is None):
+def _check_head(source: models.ModelDescription, name: str, head: str, num_classes: int, crop_size: int) -> None:
+    """Checks that the source model `name` (described by `source`) fits `head` and the data."""
+    needs = source.head if head == models.PREDICTIONS_LAYER else source.predictions_layer
+    if head != "pooled" and needs is None:
         raise ValueError(f"config.finetune.head={head!r} needs a source with its classifier (fc1 ... predictions); "
-                         f"model {source.name!r} has none. Allowed: head='pooled'.")
-    conv_head = isinstance(fc1, keras.layers.Conv2D)
-    if head == "keep" and _source_classes(source) != num_classes:
-        raise ValueError(f"config.finetune.head='keep' keeps the source's {_source_classes(source)}-class classifier, "
-                         f"but the data has {num_classes} classes; allowed: data with {_source_classes(source)} "
+                         f"model {name!r} has none. Allowed: head='pooled'.")
+    if head == "keep" and source.classes != num_classes:
+        raise ValueError(f"config.finetune.head='keep' keeps the source's {source.classes}-class classifier, "
+                         f"but the data has {num_classes} classes; allowed: data with {source.classes} "
                          "classes, or head='predictions' / 'pooled' for a new classifier.")
-    side = source.input_shape[1]
-    if head != "pooled" and not conv_head and side != crop_size:
+    side = source.input_shape[0]
+    if head != "pooled" and source.head == "dense" and side != crop_size:
         raise ValueError(f"config.data.crop_size={crop_size} with config.finetune.head={head!r}: the source's dense "
                          f"fc1 takes {side} px inputs; allowed: crop_size={side}, or head='pooled' for any size.")
-    return conv_head
 
 
-def finetune_model(source: keras.Model, num_classes: int, *, head: str = "predictions", crop_size: int | None = None,
-                   precision: str = "float32", head_dropout: float = 0.5, preprocessing: str = "") -> keras.Model:
+def _kept(source: models.ModelDescription, head: str):
+    """Which of the source's layers the new model keeps (`surgery.rebuild_chain` stops at the first other)."""
+    if head == "pooled":  # the conv blocks and the normalisation
+        blocks = set(models.STAGES[:-1])
+        return lambda layer: layer.name == source.preprocessing_layer or models.layer_stage(layer.name) in blocks
+    if head == models.PREDICTIONS_LAYER:
+        return lambda layer: layer.name != source.predictions_layer
+    return None  # "keep": all
+
+
+def finetune_model(source: keras.Model, num_classes: int, *, head: str = models.PREDICTIONS_LAYER,
+                   crop_size: int | None = None, precision: str = "float32", head_dropout: float = 0.5,
+                   preprocessing: str = "") -> keras.Model:
     """The source's layers (weights copied) with a classifier for `num_classes` classes.
 
     Every layer is cloned under the `precision` dtype policy (the classifier's last layers
-    compute in float32). The new layers are `predictions` (and `avg_pool`, `head_dropout`
-    for the pooled head; `score_average`, `predictions_activation` for a conv head).
+    compute in float32). The new layers are `models.classifier_layers`: "pooled" for the
+    pooled head, else "conv" or "dense" as the source's head.
 
     Args:
         source: A vgg_keras model (RGB 0..255 in, or give `preprocessing`).
@@ -237,41 +220,35 @@ def finetune_model(source: keras.Model, num_classes: int, *, head: str = "predic
             has no preprocessing layer and `preprocessing` is empty.
     """
     crop_size = crop_size or source.input_shape[1]
-    conv_head = _check_head(source, head, num_classes, crop_size)
+    description = models.describe(source)
+    _check_head(description, source.name, head, num_classes, crop_size)
     before = None
-    if _layer(source, "preprocessing") is None:
+    if description.preprocessing_layer is None:
         if not preprocessing:
+            modes = list(preprocessing_lib.PREPROCESSING_MODES)
             raise ValueError(f"config.finetune.preprocessing='' but model {source.name!r} has no preprocessing layer; "
-                             f"allowed: the mode its weights expect, one of {list(preprocessing_lib.PREPROCESSING_MODES)}.")
+                             f"allowed: the mode its weights expect, one of {modes}.")
         before = preprocessing_lib.preprocessing_layer(preprocessing, dtype=precision)
-    keep = {
-        "pooled": lambda layer: layer.name == "preprocessing" or _BLOCK_NAME.match(layer.name) is not None,
-        "predictions": lambda layer: layer.name != "predictions",
-        "keep": None,
-    }[head]
     channels = source.input_shape[-1]
     inputs, x, pairs = surgery.rebuild_chain(
-        source, input_shape=(crop_size, crop_size, channels), keep=keep, before=before,
+        source, input_shape=(crop_size, crop_size, channels), keep=_kept(description, head), before=before,
         clone=lambda layer: surgery.clone_layer(layer, dtype=precision))
-    for layer in [] if head == "keep" else _head_layers(num_classes, head, conv_head, head_dropout):
-        x = layer(x)
+    if head != "keep":
+        kind = "pooled" if head == "pooled" else description.head
+        for layer in models.classifier_layers(num_classes, kind, dropout=head_dropout if kind == "pooled" else 0.0,
+                                              data_format=description.data_format):
+            x = layer(x)
     model = keras.Model(inputs, x, name=source.name)
     surgery.copy_weights(pairs)
-    if precision != "float32":
-        for layer in model.layers:
-            if layer.name in trainer._FLOAT32_HEAD:  # pylint: disable=protected-access  # one list of them
-                layer.dtype_policy = "float32"
-    return model
+    return model if precision == "float32" else trainer.scores_in_float32(model)
 
 
 def layer_group(name: str) -> str | None:
-    """The unfreezable group of a layer name: "block1" ... "block5", "fc", "head" or None (input, preprocessing)."""
-    match = _BLOCK_NAME.match(name)
-    if match:
-        return match.group(1)
-    if name in _FC_LAYERS:
-        return "fc"
-    return "head" if name in _HEAD_LAYERS else None
+    """The unfreezable group of a layer name: "block1" ... "block5", "fc", "head" or None (input, preprocessing).
+
+    The same as `vgg_keras.models.layer_stage`.
+    """
+    return models.layer_stage(name)
 
 
 def set_trainable(model: keras.Model, unfreeze=()) -> list[str]:
@@ -288,7 +265,7 @@ def set_trainable(model: keras.Model, unfreeze=()) -> list[str]:
     Raises:
         ValueError: If a group in `unfreeze` is unknown or names no layer of `model`.
     """
-    tokens = _unfreeze_tokens(unfreeze if isinstance(unfreeze, str) else ",".join(unfreeze))
+    tokens = unfreeze_groups(unfreeze if isinstance(unfreeze, str) else ",".join(unfreeze))
     present = {layer_group(layer.name) for layer in model.layers}
     explicit = tokens != BLOCKS  # "all" may include groups a pooled head does not have
     missing = [t for t in tokens if t not in present] if explicit else []
@@ -590,7 +567,7 @@ def finetune(config: ml_collections.ConfigDict, workdir: str) -> FinetuneResult:
         FloatingPointError: If the loss became NaN/Inf (the last good backup is kept).
     """
     config = _resolved_config(validate_finetune_config(config))
-    experiment._check_stages(config)  # pylint: disable=protected-access  # the same checks as train.py
+    experiment.check_stages(config)  # the same checks as train.py
     seconds: dict = {}
     start = time.perf_counter()
     data = finetune_data(config)
@@ -600,8 +577,8 @@ def finetune(config: ml_collections.ConfigDict, workdir: str) -> FinetuneResult:
     result = FinetuneResult(phases, seconds=seconds)
     final = dataclasses.replace(phases[-1], paths=trainer.RunPaths.of(workdir))
     if config.after.evaluate and strategy_lib.is_chief(strategy):
-        result.report = experiment._timed(seconds, "evaluate", experiment._evaluate, final, config)  # pylint: disable=protected-access
+        result.report = experiment.timed(seconds, "evaluate", experiment.evaluate_run, final, config)
         result.confusion_png = _confusion_png(result.report, os.path.join(workdir, "eval", "confusion.png"))
     if config.after.export and strategy_lib.is_chief(strategy):
-        result.export_dir = experiment._timed(seconds, "export", experiment._export, final, config)  # pylint: disable=protected-access
+        result.export_dir = experiment.timed(seconds, "export", experiment.export_run, final, config)
     return result

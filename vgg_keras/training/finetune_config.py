@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import ml_collections
 
+from vgg_keras import configs as configs_lib
 from vgg_keras.training import config as config_lib
 
-__all__ = ["AUGMENTATIONS", "BLOCKS", "HEADS", "check_finetune_config", "finetune_config"]
+__all__ = ["AUGMENTATIONS", "BLOCKS", "HEADS", "check_finetune_config", "finetune_config", "invalid", "unfreeze_groups"]
 
-HEADS = ("predictions", "pooled", "keep")
+# The first head replaces the predictions layer: its name is the model's (vgg_keras.configs, TensorFlow-free).
+HEADS = (configs_lib.PREDICTIONS, "pooled", "keep")
 AUGMENTATIONS = ("paper", "light")
-BLOCKS = ("block1", "block2", "block3", "block4", "block5", "fc")
+BLOCKS = configs_lib.STAGES
 
 
 def finetune_config() -> ml_collections.ConfigDict:
@@ -35,7 +37,7 @@ def finetune_config() -> ml_collections.ConfigDict:
     config.optimizer.plateau_patience = 3
     config.finetune = ml_collections.ConfigDict({
         "source": "imagenet",
-        "head": "predictions",
+        "head": HEADS[0],
         "preprocessing": "",  # only for a .keras source without a preprocessing layer
         "head_dropout": 0.5,  # head="pooled": dropout before the new soft-max layer
         "phase1_epochs": 5,
@@ -53,17 +55,33 @@ def finetune_config() -> ml_collections.ConfigDict:
     return config
 
 
-def _fail(field: str, value, allowed: str):
+def invalid(field: str, value, allowed: str):
+    """Raises the error of an invalid `config.finetune.<field>` (also for the checks in `finetune`).
+
+    Raises:
+        ValueError: Naming the field, its value and what is allowed.
+    """
     raise ValueError(f"Invalid config.finetune.{field}={value!r}; allowed: {allowed}.")
 
 
-def _unfreeze_tokens(value: str) -> tuple[str, ...]:
+def unfreeze_groups(value: str) -> tuple[str, ...]:
+    """The `BLOCKS` a `finetune.unfreeze` value names ("all" means all of them).
+
+    Args:
+        value: E.g. "block5,fc" or "all".
+
+    Returns:
+        The names, in the order given.
+
+    Raises:
+        ValueError: For a name that is not in `BLOCKS`.
+    """
     tokens = tuple(t.strip() for t in str(value).split(",") if t.strip())
     if tokens == ("all",):
         return BLOCKS
     unknown = [t for t in tokens if t not in BLOCKS]
     if unknown:
-        _fail("unfreeze", value, f"'all' or a comma-separated list of {', '.join(BLOCKS)} (e.g. 'block5,fc')")
+        invalid("unfreeze", value, f"'all' or a comma-separated list of {', '.join(BLOCKS)} (e.g. 'block5,fc')")
     return tokens
 
 
@@ -75,7 +93,7 @@ def _check_range(field: str, low, high, integer=False, open_low=False, open_high
         above = value >= high if open_high else value > high
         if isinstance(value, bool) or not isinstance(value, kind) or below or above:
             left, right = "(" if open_low else "[", ")" if open_high else "]"
-            _fail(field, value, f"{'an integer' if integer else 'a number'} in {left}{low}, {high}{right}")
+            invalid(field, value, f"{'an integer' if integer else 'a number'} in {left}{low}, {high}{right}")
     return check
 
 
@@ -112,13 +130,13 @@ def check_finetune_config(config: ml_collections.ConfigDict) -> ml_collections.C
     f = config.finetune
     for field, allowed in (("head", HEADS), ("augmentation", AUGMENTATIONS)):
         if f[field] not in allowed:
-            _fail(field, f[field], ", ".join(repr(a) for a in allowed))
+            invalid(field, f[field], ", ".join(repr(a) for a in allowed))
     for check in _RANGES:
         check(config)
     if f.phase1_epochs + f.phase2_epochs < 1:
-        _fail("phase1_epochs", f.phase1_epochs, "phase1_epochs + phase2_epochs >= 1")
+        invalid("phase1_epochs", f.phase1_epochs, "phase1_epochs + phase2_epochs >= 1")
     if f.phase1_epochs < 1 and f.head != "keep":
-        _fail("phase1_epochs", f.phase1_epochs, ">= 1: the new classifier must train before the base is unfrozen")
-    if f.phase2_epochs and not _unfreeze_tokens(f.unfreeze):
-        _fail("unfreeze", f.unfreeze, "at least one block with phase2_epochs > 0 (or set phase2_epochs=0)")
+        invalid("phase1_epochs", f.phase1_epochs, ">= 1: the new classifier must train before the base is unfrozen")
+    if f.phase2_epochs and not unfreeze_groups(f.unfreeze):
+        invalid("unfreeze", f.unfreeze, "at least one block with phase2_epochs > 0 (or set phase2_epochs=0)")
     return config

@@ -39,9 +39,10 @@ from vgg_keras.training import data as data_lib
 from vgg_keras.training import optimization
 from vgg_keras.training import strategy as strategy_lib
 
-__all__ = ["RunPaths", "TrainResult", "build_model", "compile_model", "train", "train_with_data", "warm_start"]
-
-_FLOAT32_HEAD = ("predictions", "score_average", "predictions_activation")
+__all__ = [
+    "RunPaths", "TrainResult", "build_model", "compile_model", "scores_in_float32", "train", "train_with_data",
+    "warm_start",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +109,7 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int, mean_rgb) -
     Args:
         config: A validated training config.
         num_classes: Classes of the predictions layer.
-        mean_rgb: The mean RGB pixel baked into the model's "preprocessing" layer.
+        mean_rgb: The mean RGB pixel baked into the model's normalisation layer.
 
     Returns:
         An uncompiled `keras.Model` (create it inside `strategy.scope()`).
@@ -123,9 +124,21 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int, mean_rgb) -
             kernel_initializer=m.kernel_initializer, name=config.experiment,
         )
     if config.training.precision != "float32":
-        for layer in model.layers:
-            if layer.name in _FLOAT32_HEAD:
-                layer.dtype_policy = "float32"
+        scores_in_float32(model)
+    return model
+
+
+def scores_in_float32(model: keras.Model) -> keras.Model:
+    """Makes the class-score layers compute in float32 under mixed precision (a stable soft-max).
+
+    Args:
+        model: A vgg_keras classifier, or one fine-tuned from it (`describe(model).score_layers`).
+
+    Returns:
+        The same model.
+    """
+    for name in models.describe(model).score_layers:
+        model.get_layer(name).dtype_policy = "float32"
     return model
 
 

@@ -39,7 +39,7 @@ def assign_weights(model: keras.Model, tensors: Mapping[str, list[np.ndarray]], 
             the first mismatching names and shapes. The model is left unchanged.
     """
     targets = {layer.name: layer for layer in model.layers if layer.weights}
-    skip = set() if "predictions" in targets else set(TOP_LAYERS)
+    skip = set() if TOP_LAYERS[-1] in targets else set(TOP_LAYERS)
     problems = [f"{n} in file {_shapes(v)} but not in the model" for n, v in tensors.items()
                 if n not in targets and n not in skip]
     updates = []

@@ -27,7 +27,12 @@ _SUPPORTED = (
 )
 
 
-def _checked_path(path) -> str:
+def checked_path(path) -> str:
+    """`path` as a string, checked to be an existing file.
+
+    Raises:
+        ValueError: Naming `weights=` and what is allowed.
+    """
     if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
         raise ValueError(
             f"weights={path!r} is neither None, a known tag ({', '.join(TAGS)}) nor an existing weights file."
@@ -68,6 +73,20 @@ def _recorded_mode(path: str) -> str | None:
     with h5py.File(path, "r") as h5:
         mode = h5.attrs.get(PREPROCESSING_ATTR)
     return mode.decode() if isinstance(mode, bytes) else mode
+
+
+def file_mode(path: str) -> str | None:
+    """The preprocessing mode a weights file implies by its format, or records (None: neither).
+
+    Args:
+        path: An existing weights file.
+
+    Returns:
+        "caffe" for legacy Keras HDF5, "torch" for torchvision / timm files, the mode
+        `save_weights` recorded in a Keras 3 file, or None.
+    """
+    kind = sniff_format(path)
+    return _FORMAT_MODES.get(kind) or (_recorded_mode(path) if kind == "keras3_h5" else None)
 
 
 def _decode(values) -> list[str]:
@@ -166,7 +185,7 @@ def read_weights(path, model: keras.Model, arch: str) -> dict[str, list[np.ndarr
             dict whose keys do not fit `arch`.
         ImportError: For a .pth file without PyTorch installed.
     """
-    path = _checked_path(path)
+    path = checked_path(path)
     kind = sniff_format(path)
     try:
         if kind in ("keras3_h5", "keras_legacy_h5"):

@@ -12,14 +12,7 @@ from vgg_keras import normalization as normalization_lib
 from vgg_keras.weights import registry
 from vgg_keras.weights.assign import assign_weights
 from vgg_keras.weights.download import fetch
-from vgg_keras.weights.formats import (
-    _FORMAT_MODES,
-    PREPROCESSING_ATTR,
-    _checked_path,
-    _recorded_mode,
-    read_weights,
-    sniff_format,
-)
+from vgg_keras.weights.formats import PREPROCESSING_ATTR, checked_path, file_mode, read_weights
 from vgg_keras.weights.registry import PretrainedWeights, is_pretrained_tag, resolve_weights
 
 
@@ -51,9 +44,7 @@ def preprocessing_mode_for(weights, arch: str | None = None, default: str = norm
                 "or a source tag such as 'imagenet-keras' or 'imagenet-torchvision'."
             )
         return resolve_weights(weights, arch).preprocessing if arch is not None else modes.pop()
-    path = _checked_path(weights)
-    kind = sniff_format(path)
-    return _FORMAT_MODES.get(kind) or (_recorded_mode(path) if kind == "keras3_h5" else None) or default
+    return file_mode(checked_path(weights)) or default
 
 
 def check_weights_argument(weights, arch: str) -> None:
@@ -72,7 +63,7 @@ def check_weights_argument(weights, arch: str) -> None:
     if is_pretrained_tag(weights):
         resolve_weights(weights, arch)
     else:
-        _checked_path(weights)
+        checked_path(weights)
 
 
 def load_weights(
@@ -108,7 +99,7 @@ def load_weights(
         entry = resolve_weights(weights, arch)
         path = fetch(entry.file_for(include_top), base_url=base_url, cache=cache, progress=progress)
     else:
-        path = _checked_path(weights)
+        path = checked_path(weights)
     tensors = read_weights(path, model, arch)
     # RGB weights into a model of another channel count: timm's in_chans adaptation (vgg_keras.channels).
     tensors = channels_lib.adapt_tensors(tensors, model, preprocessing_mode_for(weights, arch))
