@@ -62,7 +62,9 @@ def _private_uses(name: str, tree) -> list[str]:
             for alias in node.names:
                 # A private module of one's own package (perceptual/_backbone) is the package's business.
                 own = node.module == f"vgg_keras.{package}" if package else False
-                if alias.name.startswith("_") and not alias.name.startswith("__") and not own:
+                # vgg_keras/_figures.py, _keras_compat.py, _deprecation.py: package-internal modules.
+                internal = node.module == "vgg_keras" and (PACKAGE / f"{alias.name}.py").is_file()
+                if alias.name.startswith("_") and not alias.name.startswith("__") and not (own or internal):
                     uses.append(f"vgg_keras/{name}:{node.lineno}: from {node.module} import {alias.name}")
                 aliases.add(alias.asname or alias.name)
         elif isinstance(node, ast.Import):
