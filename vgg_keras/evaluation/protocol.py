@@ -228,7 +228,7 @@ def batch_posteriors(runner: ModelRunner, batch: dict, methods: Sequence[str], s
         scales: Test scales Q whose posteriors are averaged.
         flip: Average with horizontal flips (centre and dense; multi-crop views hold theirs).
         forward_batch_size: Most crops per forward pass.
-        pad_multiple: Dense batches are padded up to a multiple of this.
+        pad_multiple: Dense size buckets (see `dense_posteriors`).
 
     Returns:
         `{method: float32 [B, classes]}` for every method in `methods`.
@@ -296,8 +296,9 @@ def evaluate(
     Every image is decoded once; each requested scale Q rescales it (smallest side Q),
     and each method computes posteriors from that: "center" (the central crop, averaged
     with its mirror when `flip`), "dense" (the whole image through the conv-head net,
-    valid score positions averaged, soft-max, mirror averaged when `flip`; images of a
-    batch are padded together and the result equals one-at-a-time evaluation),
+    valid score positions averaged, soft-max, mirror averaged when `flip`; the images of
+    a batch are grouped by orientation and size bucket, `dense_groups`, images of one size
+    run the plain forward pass and the result equals one-at-a-time evaluation),
     "multicrop" (`grid` x `grid` crops, plus mirrors when `flip`, one batched pass) and
     "dense+multicrop" (the two posteriors averaged). Posteriors are averaged over scales,
     and over models for an ensemble (reported as an extra row named "A+B+...").
@@ -323,7 +324,8 @@ def evaluate(
         model_names: Names for the table (default: the models' names).
         train_scale: Training scale S to show in the table (int, or a (min, max) pair).
         forward_batch_size: Most crops in one forward pass.
-        pad_multiple: Padded dense batches are rounded up to a multiple of this.
+        pad_multiple: Dense size buckets: images of a batch whose sizes at Q, rounded up to a
+            multiple of this, match share a forward pass (see `dense_posteriors`).
         num_samples: Images shown in the predictions picture.
         progress: Show a progress bar with images/s.
 
