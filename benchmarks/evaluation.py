@@ -11,17 +11,19 @@ All peers run in one process on the same model and images, timed in alternating 
    dense, flips included, each layer counted as 2 x H x W x k x k x Cin x Cout at its output
    size) and the achieved fraction of it (measured / ideal);
 2. achieved GFLOP/s of dense, multi-crop and the plain 224 forward pass (batch 1 and a batch of
-   50 crops) against the CPU's measured float32 matmul roof (a large `tf.matmul`, same run);
+   50 crops) against the CPU's measured float32 matmul roof (a large `tf.matmul`, timed in the same rounds);
 3. with `--loops`: the 50 crops of one scale in one batched pass vs a naive Python loop
    calling the Keras model once per crop, and vs a loop over the compiled runner.
 
     python benchmarks/evaluation.py [--width 0.25] [--fc_units 1024] [--images 4] [--rounds 3] [--loops]
+                                    [--clock wall|cpu]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -41,6 +43,8 @@ GRID = 5
 # Mixed orientations and aspect ratios, like ImageNet's validation images.
 SHAPES = ((300, 400), (400, 300), (333, 500), (375, 500))
 MATMUL = 2048
+ROOF = f"float32 matmul {MATMUL}x{MATMUL}"
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def _images(count: int) -> list[np.ndarray]:
@@ -114,9 +118,15 @@ def _peers(runner, resized, crops):
     def forward_224_x50():
         runner.posteriors(crops[0][0]).numpy()
 
+    # The roof: a large float32 matmul, timed in the same rounds as the peers.
+    left, right = tf.random.normal([MATMUL, MATMUL]), tf.random.normal([MATMUL, MATMUL])
+
+    def matmul():
+        tf.matmul(left, right).numpy()
+
     return {"dense, 1 image / pass": dense, "dense, all images / pass": dense_batched,
             "multi-crop, 1 image / pass": multicrop, "multi-crop, all images / pass": multicrop_batched,
-            "224 forward, batch 1": forward_224, "224 forward, batch 50": forward_224_x50}
+            "224 forward, batch 1": forward_224, "224 forward, batch 50": forward_224_x50, ROOF: matmul}
 
 
 def _loop_peers(model, runner, crops):
@@ -136,13 +146,6 @@ def _loop_peers(model, runner, crops):
             "loop, compiled runner per crop": runner_loop_one_scale}
 
 
-def _matmul_roof(rounds: int) -> float:
-    """GFLOP/s of a large float32 `tf.matmul` on this CPU (the roof the convolutions are measured against)."""
-    a, b = tf.random.normal([MATMUL, MATMUL]), tf.random.normal([MATMUL, MATMUL])
-    seconds = race({"matmul": lambda: tf.matmul(a, b).numpy()}, rounds)["matmul"]
-    return 2 * MATMUL**3 / seconds / 1e9
-
-
 def _flops(runner, resized, count: int) -> dict[str, float]:
     """Conv FLOPs of one call of each peer."""
     dense = sum(2 * conv_flops(runner.layers, int(v.shape[0]), int(v.shape[1])) for views in resized for v in views)
@@ -150,15 +153,16 @@ def _flops(runner, resized, count: int) -> dict[str, float]:
     multicrop = count * len(SCALES) * 2 * GRID * GRID * crop
     return {"dense, 1 image / pass": dense, "dense, all images / pass": dense,
             "multi-crop, 1 image / pass": multicrop, "multi-crop, all images / pass": multicrop,
-            "224 forward, batch 1": crop, "224 forward, batch 50": 2 * GRID * GRID * crop}
+            "224 forward, batch 1": crop, "224 forward, batch 50": 2 * GRID * GRID * crop, ROOF: 2 * MATMUL**3}
 
 
-def _print_tables(seconds, flops, count: int, roof: float) -> None:
+def _print_tables(seconds, flops, count: int) -> None:
+    roof = flops[ROOF] / seconds[ROOF]
     print("| peer | s / call | GFLOP / call | GFLOP/s | share of the matmul roof |\n|---|---|---|---|---|")
     for name, value in seconds.items():
-        rate = flops[name] / value / 1e9
-        print(f"| {name} | {value:.3f} | {flops[name] / 1e9:.1f} | {rate:.1f} | {100 * rate / roof:.0f} % |")
-    print(f"\nfloat32 matmul {MATMUL}x{MATMUL}: {roof:.1f} GFLOP/s (the roof)\n")
+        rate = flops[name] / value
+        print(f"| {name} | {value:.3f} | {flops[name] / 1e9:.1f} | {rate / 1e9:.1f} | {100 * rate / roof:.0f} % |")
+    print()
     ideal = flops["multi-crop, 1 image / pass"] / flops["dense, 1 image / pass"]
     print("| images per pass | multi-crop / dense, measured | FLOP-proportional ideal | achieved fraction |\n"
           "|---|---|---|---|")
@@ -174,20 +178,21 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4, help="images (cycling through 4 shapes, both orientations)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--loops", action="store_true", help="also time crop-by-crop loops (slow)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall time, or this process's CPU seconds (steadier on a loaded machine)")
     args = parser.parse_args()
     model = models.build("D", weights=None, width_multiplier=args.width, fc_units=args.fc_units)
     runner = prepare_model(model)
     resized = _at_scales(_images(args.images))
     crops = [[crops_lib.multi_crop(view, CROP, GRID) for view in views] for views in resized]
-    roof = _matmul_roof(args.rounds)
-    seconds = race(_peers(runner, resized, crops), args.rounds)
+    seconds = race(_peers(runner, resized, crops), args.rounds, clock=CLOCKS[args.clock])
     print(f"\nVGG16 (config D) width {args.width}, fc {args.fc_units}, {args.images} images "
           f"{list((SHAPES * args.images)[:args.images])}, Q={SCALES}, crop {CROP}, "
-          f"median of {args.rounds} rounds, TF {tf.__version__}, {os.cpu_count()} CPUs, "
+          f"{args.clock} clock, median of {args.rounds} rounds, TF {tf.__version__}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}\n")
-    _print_tables(seconds, _flops(runner, resized, args.images), args.images, roof)
+    _print_tables(seconds, _flops(runner, resized, args.images), args.images)
     if args.loops:
-        loops = race(_loop_peers(model, runner, crops), args.rounds)
+        loops = race(_loop_peers(model, runner, crops), args.rounds, clock=CLOCKS[args.clock])
         reference = loops["multi-crop, 50 crops batched"]
         print("\n| peer | s / image | vs 50 crops batched |\n|---|---|---|")
         for name, value in loops.items():
