@@ -13,13 +13,16 @@ import time
 from typing import Callable, Mapping
 
 
-def race(steps: Mapping[str, Callable[[], object]], rounds: int, items: int | None = None) -> dict[str, float]:
+def race(steps: Mapping[str, Callable[[], object]], rounds: int, items: int | None = None,
+         clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
     """Times each step `rounds` times in alternating order; the median per step.
 
     Args:
         steps: Peer name -> a call that runs one step.
         rounds: Timed calls per peer.
         items: Items one call processes; when given, returns items/s instead of seconds.
+        clock: Seconds source: wall time (default), or `time.process_time` (this process's
+            CPU seconds, all threads: steadier than wall time when other jobs load the cores).
 
     Returns:
         Peer name -> median seconds per call, or items/s (`items` / median seconds).
@@ -30,9 +33,9 @@ def race(steps: Mapping[str, Callable[[], object]], rounds: int, items: int | No
     order = list(steps)
     for _ in range(rounds):
         for name in order:
-            start = time.perf_counter()
+            start = clock()
             steps[name]()
-            seconds[name].append(time.perf_counter() - start)
+            seconds[name].append(clock() - start)
         order.reverse()
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     return medians if items is None else {name: items / value for name, value in medians.items()}

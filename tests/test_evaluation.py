@@ -174,19 +174,78 @@ def _padded(images):
     return batch, np.array([i.shape[:2] for i in images], "int32")
 
 
-@pytest.mark.parametrize("flip", [False, True])
-def test_padded_batched_dense_equals_per_image_dense(model, runner, flip):
-    images = [_image(64, 100, 0), _image(97, 64, 1), _image(75, 83, 2)]
+# Both orientations, a square-ish one and two images of one size (a plain pass of two).
+MIXED = ((64, 100), (97, 64), (75, 83), (64, 100))
+
+
+# pad_multiple 1: exact-size groups, all plain; 32: the two 64x100 share a plain pass; 128: one masked pass.
+@pytest.mark.parametrize("flip, pad_multiple", [(False, 32), (True, 1), (True, 32), (True, 128)])
+def test_padded_batched_dense_equals_per_image_dense(model, runner, flip, pad_multiple):
+    images = [_image(h, w, seed) for seed, (h, w) in enumerate(MIXED)]
     batch, sizes = _padded(images)
-    batched = protocol.dense_posteriors(_scores_runner(runner), batch, sizes, flip=flip).numpy()
+    batched = protocol.dense_posteriors(_scores_runner(runner), batch, sizes, flip=flip,
+                                        pad_multiple=pad_multiple).numpy()
     np.testing.assert_allclose(batched, _per_image_scores(model, images, flip), rtol=1e-4, atol=1e-4)
+
+
+def _recording(runner):
+    """The runner, recording each forward pass as (batch shape, masked)."""
+    passes, recording = [], dataclasses.replace(runner)
+
+    def recorded(images, sizes=None):
+        passes.append((tuple(images.shape[:3]), sizes is not None))
+        return runner.posteriors(images, sizes)
+
+    recording.posteriors = recorded
+    return recording, passes
+
+
+def test_dense_groups_run_plain_unpadded_passes_and_keep_the_order(runner):
+    # A portrait image between two landscape ones of one size, all padded to 96x96 by the batch.
+    images = [_image(64, 96, 0), _image(96, 64, 1), _image(64, 96, 2)]
+    batch, sizes = _padded(images)
+    runner = _scores_runner(runner)
+    recording, passes = _recording(runner)
+    grouped = protocol.dense_posteriors(recording, batch, sizes, flip=True).numpy()
+    assert passes == [((4, 64, 96), False), ((2, 96, 64), False)], "image + mirror, no padding, no masks"
+    one_by_one = np.concatenate([protocol.dense_posteriors(runner, image[None]).numpy() for image in images])
+    np.testing.assert_allclose(grouped, one_by_one, rtol=1e-5, atol=1e-6)
+    passes.clear()
+    masked = protocol.dense_posteriors(recording, batch, sizes, flip=True, pad_multiple=128).numpy()
+    assert passes == [((6, 96, 96), True)], "one bucket: one masked pass of the 3 images and their mirrors"
+    np.testing.assert_allclose(masked, one_by_one, rtol=1e-5, atol=1e-6)
+
+
+def test_dense_groups_buckets_by_rounded_size():
+    sizes = [(256, 341), (341, 256), (256, 352), (256, 384), (250, 340)]
+    groups = protocol.dense_groups(sizes, 32)
+    assert [g.tolist() for g in groups] == [[0, 2, 4], [1], [3]]
+    assert [g.tolist() for g in protocol.dense_groups(sizes, 1)] == [[0], [1], [2], [3], [4]]
+
+
+def test_masked_pass_on_a_full_batch_equals_the_plain_pass(runner):
+    batch = np.stack([_image(64, 80, s) for s in range(2)])
+    full = np.array([[64, 80], [64, 80]], "int32")
+    np.testing.assert_allclose(runner.posteriors(batch, full).numpy(), runner.posteriors(batch).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(sizes=np.array([[64, 80]], "int32")), "sizes"),
+    (dict(pad_multiple=0), "pad_multiple"),
+])
+def test_dense_bad_arguments_are_named(runner, kwargs, match):
+    kwargs.setdefault("sizes", np.array([[64, 80], [64, 80]], "int32"))
+    with pytest.raises(ValueError, match=match):
+        protocol.dense_posteriors(runner, np.zeros([2, 64, 80, 3], "float32"), **kwargs)
 
 
 def test_padded_dense_with_lrn_and_batch_norm_layers():
     model = _tiny("A-LRN", seed=5, batch_norm=True)
     images = [_image(96, 64, 10), _image(64, 71, 11)]
     batch, sizes = _padded(images)
-    batched = protocol.dense_posteriors(_scores_runner(prepare_model(model)), batch, sizes, flip=False).numpy()
+    batched = protocol.dense_posteriors(_scores_runner(prepare_model(model)), batch, sizes, flip=False,
+                                        pad_multiple=128).numpy()
     np.testing.assert_allclose(batched, _per_image_scores(model, images, False), rtol=1e-4, atol=1e-4)
 
 
@@ -205,8 +264,24 @@ def test_pad_multiple_does_not_change_dense_results(runner):
     images = [_image(64, 90, 4), _image(70, 64, 5)]
     batch, sizes = _padded(images)
     exact = protocol.dense_posteriors(runner, batch, sizes, flip=True, pad_multiple=1).numpy()
-    rounded = protocol.dense_posteriors(runner, batch, sizes, flip=True, pad_multiple=64).numpy()
+    rounded = protocol.dense_posteriors(runner, batch, sizes, flip=True, pad_multiple=128).numpy()
     np.testing.assert_allclose(exact, rounded, rtol=1e-5, atol=1e-6)
+
+
+def test_evaluate_groups_mixed_shapes_without_changing_results_or_order(model, runner):
+    # Both orientations, three size buckets, at two scales with flips; a channels_first twin batched
+    # against the channels_last model one image at a time.
+    shapes = [(64, 96), (96, 64), (64, 96), (80, 64), (96, 64)]
+    source = _source([_image(h, w, seed) for seed, (h, w) in enumerate(shapes)], [0, 1, 2, 3, 4])
+    kwargs = dict(methods=("dense",), scales=(64, 80), crop_size=BASE, num_samples=0, progress=False,
+                  model_names=["m"])
+    grouped = protocol.evaluate(models.to_data_format(model, "channels_first"), source, batch_size=5, **kwargs)
+    alone = protocol.evaluate(runner, source, batch_size=1, **kwargs)
+    np.testing.assert_array_equal(grouped.labels, [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(grouped.top_predictions["m", "dense"][0], alone.top_predictions["m", "dense"][0])
+    np.testing.assert_allclose(grouped.top_predictions["m", "dense"][1], alone.top_predictions["m", "dense"][1],
+                               rtol=1e-5, atol=1e-6)
+    assert grouped.rows == alone.rows
 
 
 def test_baked_in_preprocessing_equals_preprocess_callable():

@@ -5,12 +5,19 @@ model (section 3.2) turns images into a class-score map, the map is averaged ove
 and the soft-max gives the posterior. `ModelRunner` does this for a padded batch whose
 images have different valid sizes, with results equal to running each image alone.
 
-Zero padding alone would not give that equality: after the first conv + ReLU the padded
-area holds relu(bias) != 0, which later 3x3 convs and pools carry into valid positions.
-VGG is a chain, so the runner calls its layers in sequence and re-applies the valid-region
-mask (at that layer's resolution) after every layer. Normalisation happens before the
-first mask, so the padding is zero in the normalised space, exactly like a conv's own
-"same" padding on a single image.
+A batch whose images all fill it (crops, one image, images of one shape) runs the plain
+forward pass: no padding, no masks. A padded batch needs masks, since zero padding alone
+would not give that equality: after the first conv + ReLU the padded area holds
+relu(bias) != 0, which a later "same" 3x3 conv reads into the valid positions next to it.
+VGG is a chain, so the runner calls its layers in sequence and zeroes the padding only
+where a layer could read it into a valid output: at the input of "same"-padded convs and
+pools with a window > 1, and of layers it does not know. Pointwise layers (ReLU, batch
+norm, LRN, 1x1 convs) and "valid" convs and pools (fc1, the 2x2 pools) never read padding
+into a valid output, so whatever they leave in it is never used. The mask is built once
+per resolution (the valid sizes change only at pools and valid convs), its multiply is
+skipped where every image fills the map, and the final average counts valid score
+positions only. Normalisation happens before the first mask, so the padding is zero in
+the normalised space, exactly like a conv's own "same" padding on a single image.
 """
 
 from __future__ import annotations
@@ -21,23 +28,56 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+from vgg_keras import channels as channels_lib
+from vgg_keras import layers as layers_lib
 from vgg_keras import models as models_lib
+from vgg_keras import preprocessing as preprocessing_lib
 
 Preprocess = Callable[[tf.Tensor], tf.Tensor]
 
+_SPATIAL = (keras.layers.Conv2D, keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
+# Layers whose output at a position depends on the input at that position only.
+_POINTWISE = (
+    keras.layers.BatchNormalization,
+    keras.layers.ReLU,
+    keras.layers.Activation,
+    keras.layers.Dropout,
+    keras.layers.Rescaling,
+    layers_lib.LocalResponseNormalization,
+    preprocessing_lib.Preprocessing,
+    channels_lib.ChannelPreprocessing,
+)
+
+
+def _window(layer: keras.layers.Layer) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(kernel or pool size, strides) of a conv or pooling layer."""
+    window = layer.kernel_size if isinstance(layer, keras.layers.Conv2D) else layer.pool_size
+    return tuple(window), tuple(layer.strides)
+
 
 def _output_size(layer: keras.layers.Layer, size: tf.Tensor) -> tf.Tensor:
-    """Valid spatial size after `layer` (int32 `[..., 2]`), for the layers a VGG chain holds."""
-    if isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)):
-        pool, strides, padding = layer.pool_size, layer.strides, layer.padding
-    elif isinstance(layer, keras.layers.Conv2D):
-        pool, strides, padding = layer.kernel_size, layer.strides, layer.padding
-    else:
+    """Valid spatial size after `layer` (int32 `[..., 2]`), for the layers a VGG chain holds.
+
+    Returns `size` itself when the layer keeps it (pointwise layers, 1x1 stride-1 convs,
+    "same" stride-1 convs), so that the caller can keep its mask.
+    """
+    if not isinstance(layer, _SPATIAL):
         return size
-    pool, strides = tf.constant(pool, tf.int32), tf.constant(strides, tf.int32)
-    if padding == "same":
+    window, strides = _window(layer)
+    if strides == (1, 1) and (layer.padding == "same" or window == (1, 1)):
+        return size
+    window, strides = tf.constant(window, tf.int32), tf.constant(strides, tf.int32)
+    if layer.padding == "same":
         return (size + strides - 1) // strides
-    return (size - pool) // strides + 1
+    return (size - window) // strides + 1
+
+
+def _reads_padding(layer: keras.layers.Layer) -> bool:
+    """Whether a valid output of `layer` can depend on input positions outside the valid region."""
+    if isinstance(layer, _SPATIAL):
+        window, _ = _window(layer)
+        return layer.padding == "same" and window != (1, 1)
+    return not isinstance(layer, _POINTWISE)
 
 
 def _mask(size: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
@@ -45,6 +85,29 @@ def _mask(size: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
     rows = tf.range(height)[None, :, None] < size[:, 0, None, None]
     cols = tf.range(width)[None, None, :] < size[:, 1, None, None]
     return tf.cast(tf.logical_and(rows, cols), tf.float32)[..., None]
+
+
+class _Masker:
+    """Zeroes the padding of a feature map; one mask per resolution, no multiply where nothing is padded."""
+
+    def __init__(self, size: tf.Tensor):
+        self.size, self._mask = size, None
+
+    def resize(self, size: tf.Tensor) -> None:
+        if size is not self.size:
+            self.size, self._mask = size, None
+
+    def mask(self, x: tf.Tensor) -> tf.Tensor:
+        if self._mask is None:
+            shape = tf.shape(x)
+            self._mask = _mask(self.size, shape[1], shape[2])
+        return self._mask
+
+    def apply(self, x: tf.Tensor) -> tf.Tensor:
+        shape = tf.shape(x)
+        fills = tf.reduce_all(self.size == shape[None, 1:3])
+        mask = self.mask(x)
+        return tf.cond(fills, lambda: tf.identity(x), lambda: x * mask)
 
 
 def _chain(conv_model: keras.Model, last: str) -> list[keras.layers.Layer]:
@@ -94,22 +157,21 @@ class ModelRunner:
         return tf.convert_to_tensor(self.preprocess(images) if self.preprocess is not None else images, tf.float32)
 
     def _full_posteriors(self, images: tf.Tensor) -> tf.Tensor:
-        # Unpadded images (crops): no masks, which would only cost memory traffic.
+        # Images that fill the batch (crops, equal shapes): no masks, which would only cost memory traffic.
         x = self._normalised(images)
         for layer in self.layers:
             x = layer(x, training=False)
         return self.activation(tf.reduce_mean(x, axis=[1, 2]))
 
     def _masked_posteriors(self, images: tf.Tensor, sizes: tf.Tensor) -> tf.Tensor:
-        x, size = self._normalised(images), sizes
-        for layer in [None] + self.layers:
-            if layer is not None:
-                x = layer(x, training=False)
-                size = _output_size(layer, size)
-            shape = tf.shape(x)
-            mask = _mask(size, shape[1], shape[2])
-            x = x * mask
-        scores = tf.reduce_sum(x, axis=[1, 2]) / tf.reduce_sum(mask, axis=[1, 2])
+        x, masker = self._normalised(images), _Masker(sizes)
+        for layer in self.layers:
+            if _reads_padding(layer):
+                x = masker.apply(x)
+            x = layer(x, training=False)
+            masker.resize(_output_size(layer, masker.size))
+        mask = masker.mask(x)
+        scores = tf.reduce_sum(x * mask, axis=[1, 2]) / tf.reduce_sum(mask, axis=[1, 2])
         return self.activation(scores)
 
     def posteriors(self, images, sizes=None) -> tf.Tensor:
@@ -119,7 +181,8 @@ class ModelRunner:
             images: `float32 [B, H, W, 3]` RGB in 0..255, each image in the top-left
                 `sizes[b]` corner, anything (usually zeros) elsewhere.
             sizes: `int32 [B, 2]` valid (height, width) of each image, each at least
-                `base_size`; None means every image fills the batch (no masking needed).
+                `base_size`; None means every image fills the batch (the plain forward
+                pass, no masks).
 
         Returns:
             `float32 [B, classes]`: class scores averaged over each image's valid score

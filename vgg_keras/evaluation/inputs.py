@@ -49,7 +49,9 @@ def eval_batches(
     """Batches of every view the requested methods need, decoded once per image.
 
     Dense views of one batch are zero-padded to the batch's largest image (bottom/right);
-    `size_<Q>` holds each image's valid (height, width).
+    `size_<Q>` holds each image's valid (height, width), from which `dense_posteriors`
+    cuts each group of equally sized images back out (the batch is the bounded buffer in
+    which dense passes are grouped; images stay in the source's order).
 
     Args:
         source: A `vgg_keras.data.Source` (elements `{"image": bytes or uint8, "label"}`).

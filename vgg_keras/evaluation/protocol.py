@@ -93,13 +93,43 @@ def _runner(model, preprocess, name: str) -> ModelRunner:
 # --------------------------------------------------------------------------- posteriors
 
 
-def _round_up(value: tf.Tensor, multiple: int) -> tf.Tensor:
-    return (value + multiple - 1) // multiple * multiple
-
-
 def flip_valid(images: tf.Tensor, sizes: tf.Tensor) -> tf.Tensor:
     """Mirrors each padded image inside its own valid width (padding stays bottom/right)."""
     return tf.reverse_sequence(images, tf.cast(sizes[:, 1], tf.int64), seq_axis=2, batch_axis=0)
+
+
+def dense_groups(sizes, pad_multiple: int = 32) -> list[np.ndarray]:
+    """Which images of a batch share a dense forward pass: equal sizes rounded up to `pad_multiple`.
+
+    One group holds images of one orientation and size bucket, so padding them to the
+    group's largest image adds fewer than `pad_multiple` rows and columns to each.
+
+    Args:
+        sizes: `int [B, 2]` valid (height, width) of each image.
+        pad_multiple: Bucket width in pixels; 1 groups images of exactly equal size only.
+
+    Returns:
+        Index arrays, one per group, ordered by each group's first image; together they
+        hold every index once.
+    """
+    keys = -(-np.asarray(sizes, np.int64).reshape(-1, 2) // pad_multiple)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, key in enumerate(map(tuple, keys.tolist())):
+        groups.setdefault(key, []).append(index)
+    return [np.asarray(group) for group in groups.values()]
+
+
+def _dense_pass(runner: ModelRunner, images: tf.Tensor, sizes: np.ndarray | None, flip: bool) -> tf.Tensor:
+    """One forward pass over images (with their mirrors when `flip`); plain when `sizes` is None."""
+    if not flip:
+        return runner.posteriors(images, sizes)
+    if sizes is None:
+        both = runner.posteriors(tf.concat([images, tf.reverse(images, axis=[2])], 0))
+    else:
+        mirrored = flip_valid(images, tf.constant(sizes))
+        both = runner.posteriors(tf.concat([images, mirrored], 0), np.concatenate([sizes, sizes]))
+    plain, mirror = tf.split(both, 2)
+    return (plain + mirror) / 2.0
 
 
 def dense_posteriors(
@@ -107,27 +137,46 @@ def dense_posteriors(
 ) -> tf.Tensor:
     """Dense evaluation of a padded batch: whole images, valid score positions averaged.
 
+    Images are grouped by `dense_groups` (orientation and size bucket) and each group runs
+    as one forward pass cut to its largest image: a group of equal sizes (or `sizes`
+    None) runs the plain conv-head forward pass, without padding or masks; a group of
+    nearly equal sizes runs the masked pass, which zeroes padding only where a layer could
+    read it. Results come back in the input order.
+
     Args:
         runner: The model.
         images: `float32 [B, H, W, 3]`, image b in its top-left `sizes[b]` corner.
-        sizes: `int32 [B, 2]` valid (height, width); None when every image fills the batch.
+        sizes: `int32 [B, 2]` valid (height, width), concrete (eager) values; None when
+            every image fills the batch.
         flip: Also evaluate each image's mirror and average the two posteriors.
-        pad_multiple: Pad H and W up to a multiple of this (fewer distinct shapes for an
-            accelerator to compile); the result does not depend on it.
+        pad_multiple: Images whose sizes rounded up to a multiple of this match share a
+            forward pass; 1 runs only equal sizes together (never masks). The result does
+            not depend on it.
 
     Returns:
         `float32 [B, classes]` posteriors, equal to evaluating each image alone.
+
+    Raises:
+        ValueError: If `pad_multiple` is not a positive integer or `sizes` is not `[B, 2]`.
     """
+    pad_multiple = check_int("pad_multiple", pad_multiple)
     images = tf.convert_to_tensor(images, tf.float32)
-    shape = tf.shape(images)
-    sizes = tf.tile(shape[None, 1:3], [shape[0], 1]) if sizes is None else tf.cast(sizes, tf.int32)
-    extra = _round_up(shape[1:3], pad_multiple) - shape[1:3]
-    images = tf.pad(images, [[0, 0], [0, extra[0]], [0, extra[1]], [0, 0]])
-    if not flip:
-        return runner.posteriors(images, sizes)
-    both = runner.posteriors(tf.concat([images, flip_valid(images, sizes)], 0), tf.concat([sizes, sizes], 0))
-    plain, mirrored = tf.split(both, 2)
-    return (plain + mirrored) / 2.0
+    if sizes is None:
+        return _dense_pass(runner, images, None, flip)
+    sizes = np.asarray(sizes, np.int32)
+    if sizes.shape != (images.shape[0], 2):
+        raise ValueError(f"sizes has shape {sizes.shape}; allowed: [{images.shape[0]}, 2] (one (height, width) "
+                         "per image).")
+    groups = dense_groups(sizes, pad_multiple)
+    parts = []
+    for group in groups:
+        height, width = sizes[group].max(0)
+        batch = images if len(groups) == 1 else tf.gather(images, group)
+        fills = bool((sizes[group] == (height, width)).all())
+        parts.append(_dense_pass(runner, batch[:, :height, :width], None if fills else sizes[group], flip))
+    if len(parts) == 1:
+        return parts[0]
+    return tf.gather(tf.concat(parts, 0), np.argsort(np.concatenate(groups), kind="stable"))
 
 
 def crop_posteriors(runner: ModelRunner, crops, *, forward_batch_size: int = 256) -> tf.Tensor:
@@ -179,7 +228,7 @@ def batch_posteriors(runner: ModelRunner, batch: dict, methods: Sequence[str], s
         scales: Test scales Q whose posteriors are averaged.
         flip: Average with horizontal flips (centre and dense; multi-crop views hold theirs).
         forward_batch_size: Most crops per forward pass.
-        pad_multiple: Dense batches are padded up to a multiple of this.
+        pad_multiple: Dense size buckets (see `dense_posteriors`).
 
     Returns:
         `{method: float32 [B, classes]}` for every method in `methods`.
@@ -247,8 +296,9 @@ def evaluate(
     Every image is decoded once; each requested scale Q rescales it (smallest side Q),
     and each method computes posteriors from that: "center" (the central crop, averaged
     with its mirror when `flip`), "dense" (the whole image through the conv-head net,
-    valid score positions averaged, soft-max, mirror averaged when `flip`; images of a
-    batch are padded together and the result equals one-at-a-time evaluation),
+    valid score positions averaged, soft-max, mirror averaged when `flip`; the images of
+    a batch are grouped by orientation and size bucket, `dense_groups`, images of one size
+    run the plain forward pass and the result equals one-at-a-time evaluation),
     "multicrop" (`grid` x `grid` crops, plus mirrors when `flip`, one batched pass) and
     "dense+multicrop" (the two posteriors averaged). Posteriors are averaged over scales,
     and over models for an ensemble (reported as an extra row named "A+B+...").
@@ -274,7 +324,8 @@ def evaluate(
         model_names: Names for the table (default: the models' names).
         train_scale: Training scale S to show in the table (int, or a (min, max) pair).
         forward_batch_size: Most crops in one forward pass.
-        pad_multiple: Padded dense batches are rounded up to a multiple of this.
+        pad_multiple: Dense size buckets: images of a batch whose sizes at Q, rounded up to a
+            multiple of this, match share a forward pass (see `dense_posteriors`).
         num_samples: Images shown in the predictions picture.
         progress: Show a progress bar with images/s.
 
