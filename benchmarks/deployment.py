@@ -28,10 +28,8 @@ import collections
 import contextlib
 import dataclasses
 import os
-import re
-import sys
 import tempfile
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -49,7 +47,6 @@ REFERENCE = "keras_float32"
 FORMATS = (REFERENCE, "keras_mixed_bfloat16", "saved_model", *(f"tflite_{q}" for q in tflite_lib.QUANTIZATIONS),
            "onnx")
 FLOAT32_LAYERS = ("preprocessing", "predictions", "score_average", "predictions_activation", "probabilities")
-XNNPACK_LINE = re.compile(r"Replacing (\d+) out of (\d+) node\(s\) with delegate \(TfLiteXNNPackDelegate\)")
 Predict = Callable[[np.ndarray], np.ndarray]
 
 
@@ -121,23 +118,6 @@ def _saved_model(target: Target) -> Deployment:
     return Deployment(predict, f"signature {signatures_lib.SIGNATURE_FLOAT!r} (float RGB in, top-k out too)")
 
 
-@contextlib.contextmanager
-def captured_stderr() -> Iterator[list[str]]:
-    """Collects what C++ code writes to file descriptor 2 (TFLite's delegate log) into the yielded list."""
-    lines: list[str] = []
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            lines.extend(capture.read().decode(errors="replace").splitlines())
-
-
 def kernel_types(tflite_path: str) -> str:
     """The operand types of the conv and dense kernels, counted: e.g. "CONV_2D int8 x int8: 13".
 
@@ -159,10 +139,9 @@ class TFLiteRunner:
     """A `.tflite` classifier on XNNPACK with one thread per core, resized to each batch size."""
 
     def __init__(self, tflite_path: str, num_threads: int | None = None):
-        with captured_stderr() as log:
-            self.interpreter = tf.lite.Interpreter(model_path=tflite_path, num_threads=num_threads or os.cpu_count())
-            self.interpreter.allocate_tensors()  # the default XNNPACK delegate is applied here
-        self.xnnpack = xnnpack_nodes(log)
+        self.interpreter = tf.lite.Interpreter(model_path=tflite_path, num_threads=num_threads or os.cpu_count())
+        self.interpreter.allocate_tensors()  # the default XNNPACK delegate is applied here
+        self.xnnpack = xnnpack_coverage(self.interpreter)
         self.batch = 1
         self.source = self.interpreter.get_input_details()[0]
         self.target = self.interpreter.get_output_details()[0]
@@ -170,21 +149,38 @@ class TFLiteRunner:
     def __call__(self, images: np.ndarray) -> np.ndarray:
         if len(images) != self.batch:
             self.interpreter.resize_tensor_input(self.source["index"], images.shape)
-            with captured_stderr():
-                self.interpreter.allocate_tensors()
+            self.interpreter.allocate_tensors()
             self.batch = len(images)
         self.interpreter.set_tensor(self.source["index"], tflite_lib._quantize(images, self.source))
         self.interpreter.invoke()
         return tflite_lib._dequantize(self.interpreter.get_tensor(self.target["index"]), self.target)
 
 
-def xnnpack_nodes(log: Sequence[str]) -> str:
-    """ "XNNPACK 40/41 nodes" from the delegate's log lines, or "no XNNPACK"."""
-    found = [XNNPACK_LINE.search(line) for line in log]
-    counts = [match.groups() for match in found if match]
-    if not counts:
+def xnnpack_coverage(interpreter: tf.lite.Interpreter) -> str:
+    """Which part of the graph the XNNPACK delegate took, e.g. "XNNPACK: 1 partition(s), ops outside: SOFTMAX x1".
+
+    The delegate replaces the nodes it takes by DELEGATE nodes (the replaced ones stay listed);
+    a partition's nodes are those its outputs depend on, back to its inputs.
+    """
+    ops = interpreter._get_ops_details()  # pylint: disable=protected-access  (no public op listing)
+    delegates = [op for op in ops if op["op_name"] == "DELEGATE"]
+    if not delegates:
         return "no XNNPACK"
-    return "XNNPACK " + ", ".join(f"{taken}/{total}" for taken, total in counts) + " nodes"
+    producer = {int(t): op for op in ops if op["op_name"] != "DELEGATE" for t in op["outputs"]}
+    inside: set[int] = set()
+    for delegate in delegates:
+        boundary, seen, stack = {int(t) for t in delegate["inputs"]}, set(), [int(t) for t in delegate["outputs"]]
+        while stack:
+            tensor = stack.pop()
+            if tensor in boundary or tensor in seen or tensor not in producer:
+                continue
+            seen.add(tensor)
+            inside.add(producer[tensor]["index"])
+            stack.extend(int(t) for t in producer[tensor]["inputs"])
+    outside = collections.Counter(op["op_name"] for op in ops
+                                  if op["op_name"] != "DELEGATE" and op["index"] not in inside)
+    left = ", ".join(f"{name} x{count}" for name, count in sorted(outside.items())) or "none"
+    return f"XNNPACK: {len(delegates)} partition(s), ops outside: {left}"
 
 
 def _tflite(quantization: str) -> Callable[[Target], Deployment]:
@@ -241,7 +237,7 @@ def speed(deployments: dict[str, Deployment], images: np.ndarray, batch_sizes: S
     rates = {}
     for batch in batch_sizes:
         x = images[:batch]
-        rates[batch] = race({name: (lambda d=d: d.predict(x)) for name, d in deployments.items()}, repeats,
+        rates[batch] = race({name: (lambda d=d, x=x: d.predict(x)) for name, d in deployments.items()}, repeats,
                             items=batch)
     return rates
 
