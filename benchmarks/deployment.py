@@ -136,24 +136,27 @@ def kernel_types(tflite_path: str) -> str:
 
 
 class TFLiteRunner:
-    """A `.tflite` classifier on XNNPACK with one thread per core, resized to each batch size."""
+    """A `.tflite` classifier on XNNPACK with one thread per core.
+
+    `export_tflite` fixes the batch at 1 (the dense head's Flatten becomes a reshape to
+    `[1, features]`, which XNNPACK cannot resize), so a batch runs image by image, as
+    `tflite.run_tflite` does.
+    """
 
     def __init__(self, tflite_path: str, num_threads: int | None = None):
         self.interpreter = tf.lite.Interpreter(model_path=tflite_path, num_threads=num_threads or os.cpu_count())
         self.interpreter.allocate_tensors()  # the default XNNPACK delegate is applied here
         self.xnnpack = xnnpack_coverage(self.interpreter)
-        self.batch = 1
         self.source = self.interpreter.get_input_details()[0]
         self.target = self.interpreter.get_output_details()[0]
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        if len(images) != self.batch:
-            self.interpreter.resize_tensor_input(self.source["index"], images.shape)
-            self.interpreter.allocate_tensors()
-            self.batch = len(images)
-        self.interpreter.set_tensor(self.source["index"], tflite_lib._quantize(images, self.source))
-        self.interpreter.invoke()
-        return tflite_lib._dequantize(self.interpreter.get_tensor(self.target["index"]), self.target)
+        outputs = []
+        for image in images:
+            self.interpreter.set_tensor(self.source["index"], tflite_lib._quantize(image[np.newaxis], self.source))
+            self.interpreter.invoke()
+            outputs.append(tflite_lib._dequantize(self.interpreter.get_tensor(self.target["index"]), self.target))
+        return np.concatenate(outputs)
 
 
 def xnnpack_coverage(interpreter: tf.lite.Interpreter) -> str:
