@@ -48,6 +48,7 @@ FORMATS = (REFERENCE, "keras_mixed_bfloat16", "saved_model", *(f"tflite_{q}" for
            "onnx")
 FLOAT32_LAYERS = ("preprocessing", "predictions", "score_average", "predictions_activation", "probabilities")
 Predict = Callable[[np.ndarray], np.ndarray]
+Loader = Callable[[], "Deployment"]
 
 
 @dataclasses.dataclass
@@ -99,23 +100,31 @@ def _keras(model: keras.Model) -> Deployment:
     return Deployment(lambda images: np.asarray(model.predict_on_batch(images), dtype=np.float32))
 
 
-def _keras_float32(target: Target) -> Deployment:
-    return _keras(target.model)
+# Each format exports its file, then returns the loader that opens it: every file is written
+# before any runtime holds a copy of the weights (VGG16's ONNX conversion alone needs GBs).
 
 
-def _keras_mixed_bfloat16(target: Target) -> Deployment:
-    return _keras(mixed_bfloat16_copy(target.model))
+def _keras_float32(target: Target) -> Loader:
+    return lambda: _keras(target.model)
 
 
-def _saved_model(target: Target) -> Deployment:
+def _keras_mixed_bfloat16(target: Target) -> Loader:
+    return lambda: _keras(mixed_bfloat16_copy(target.model))
+
+
+def _saved_model(target: Target) -> Loader:
     version_dir = saved_model_lib.export_saved_model(target.model, os.path.join(target.workdir, "savedmodels"),
                                                      "deployment", update_config=False)
-    signature = tf.saved_model.load(version_dir).signatures[signatures_lib.SIGNATURE_FLOAT]
 
-    def predict(images: np.ndarray) -> np.ndarray:
-        return signature(**{signatures_lib.INPUT_FLOAT: tf.constant(images)})["probabilities"].numpy()
+    def load() -> Deployment:
+        signature = tf.saved_model.load(version_dir).signatures[signatures_lib.SIGNATURE_FLOAT]
 
-    return Deployment(predict, f"signature {signatures_lib.SIGNATURE_FLOAT!r} (float RGB in, top-k out too)")
+        def predict(images: np.ndarray) -> np.ndarray:
+            return signature(**{signatures_lib.INPUT_FLOAT: tf.constant(images)})["probabilities"].numpy()
+
+        return Deployment(predict, f"signature {signatures_lib.SIGNATURE_FLOAT!r} (float RGB in, top-k out too)")
+
+    return load
 
 
 def kernel_types(tflite_path: str) -> str:
@@ -143,8 +152,10 @@ class TFLiteRunner:
     `tflite.run_tflite` does.
     """
 
-    def __init__(self, tflite_path: str, num_threads: int | None = None):
-        self.interpreter = tf.lite.Interpreter(model_path=tflite_path, num_threads=num_threads or os.cpu_count())
+    def __init__(self, tflite_path: str, **options):
+        """Loads `tflite_path`; `options` go to `tf.lite.Interpreter` (default num_threads: the cores)."""
+        options.setdefault("num_threads", os.cpu_count())
+        self.interpreter = tf.lite.Interpreter(model_path=tflite_path, **options)
         self.interpreter.allocate_tensors()  # the default XNNPACK delegate is applied here
         self.xnnpack = xnnpack_coverage(self.interpreter)
         self.source = self.interpreter.get_input_details()[0]
@@ -186,34 +197,42 @@ def xnnpack_coverage(interpreter: tf.lite.Interpreter) -> str:
     return f"XNNPACK: {len(delegates)} partition(s), ops outside: {left}"
 
 
-def _tflite(quantization: str) -> Callable[[Target], Deployment]:
-    def make(target: Target) -> Deployment:
+def _tflite(quantization: str) -> Callable[[Target], Loader]:
+    def make(target: Target) -> Loader:
         path = os.path.join(target.workdir, f"{target.model.name}_{quantization}.tflite")
         tflite_lib.export_tflite(target.model, path, quantization=quantization, overwrite=True,
                                  representative_dataset=target.calibration if quantization == "int8" else None,
                                  calibration_images=len(target.calibration))
-        runner = TFLiteRunner(path)
-        return Deployment(runner, f"{runner.xnnpack}; {kernel_types(path)}")
+
+        def load() -> Deployment:
+            runner = TFLiteRunner(path)
+            return Deployment(runner, f"{runner.xnnpack}; {kernel_types(path)}")
+
+        return load
 
     return make
 
 
-def _onnx(target: Target) -> Deployment:
+def _onnx(target: Target) -> Loader:
     import onnxruntime  # pylint: disable=import-outside-toplevel
 
     from vgg_keras.export import onnx as onnx_lib  # pylint: disable=import-outside-toplevel
 
     path = os.path.join(target.workdir, f"{target.model.name}.onnx")
     onnx_lib.export_onnx(target.model, path, overwrite=True)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count()
-    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return Deployment(lambda images: session.run(None, {name: images})[0],
-                      f"onnxruntime {onnxruntime.__version__}, CPUExecutionProvider")
+
+    def load() -> Deployment:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = os.cpu_count()
+        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return Deployment(lambda images: session.run(None, {name: images})[0],
+                          f"onnxruntime {onnxruntime.__version__}, CPUExecutionProvider, dynamic batch")
+
+    return load
 
 
-BUILDERS: dict[str, Callable[[Target], Deployment]] = {
+BUILDERS: dict[str, Callable[[Target], Loader]] = {
     REFERENCE: _keras_float32,
     "keras_mixed_bfloat16": _keras_mixed_bfloat16,
     "saved_model": _saved_model,
@@ -226,12 +245,12 @@ BUILDERS: dict[str, Callable[[Target], Deployment]] = {
 
 
 def deploy(target: Target, formats: Sequence[str]) -> dict[str, Deployment]:
-    """Every format of `target`, each converted by the library's exporter."""
-    deployments = {}
+    """Every format of `target`, each converted by the library's exporter (all files first, then loaded)."""
+    loaders = {}
     for name in formats:
         print(f"--- {target.model.name}: {name}", flush=True)
-        deployments[name] = BUILDERS[name](target)
-    return deployments
+        loaders[name] = BUILDERS[name](target)
+    return {name: load() for name, load in loaders.items()}
 
 
 def speed(deployments: dict[str, Deployment], images: np.ndarray, batch_sizes: Sequence[int],
@@ -258,6 +277,34 @@ def agreement(deployments: dict[str, Deployment], images: np.ndarray, batch: int
         results[name] = (float(np.mean(actual.argmax(-1) == expected.argmax(-1))),
                          float(np.abs(actual - expected).max()))
     return results
+
+
+def tflite_probe(workdir: str, model_name: str, repeats: int) -> str:
+    """Why the int8 model runs as fast as it does: the TFLite files at batch 1 under other runtimes.
+
+    XNNPACK with threads = cores and with 1 thread, XNNPACK with its latest features, and
+    the builtin kernels without XNNPACK (for int8: ruy's), all in one race; ratios against
+    float32 on XNNPACK with threads = cores. Needs the float32, dynamic_int8 and int8 files.
+    """
+    without = tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    variants = {"XNNPACK": {}, "XNNPACK 1 thread": {"num_threads": 1},
+                "XNNPACK latest features": {"experimental_default_delegate_latest_features": True},
+                "builtin kernels, no XNNPACK": {"experimental_op_resolver_type": without}}
+    # Not every pair: each interpreter holds its own packed copy of VGG16's weights.
+    pairs = {"float32": ("XNNPACK", "XNNPACK 1 thread"), "dynamic_int8": ("XNNPACK", "XNNPACK latest features"),
+             "int8": tuple(variants)}
+    runners = {f"{quantization}, {variant}": TFLiteRunner(os.path.join(workdir, f"{model_name}_{quantization}.tflite"),
+                                                          **variants[variant])
+               for quantization, names in pairs.items() for variant in names}
+    size = runners["float32, XNNPACK"].source["shape"][1]
+    image = np.random.default_rng(2).uniform(0, 255, (1, size, size, 3)).astype(np.float32)
+    rates = race({name: (lambda r=runner: r(image)) for name, runner in runners.items()}, repeats, items=1)
+    lines = [f"{model_name}: TFLite at batch 1 under other runtimes (median of {repeats}, one race)", "",
+             "| file, runtime | img/s | vs float32 XNNPACK | graph |", "|---|---|---|---|"]
+    for name, runner in runners.items():
+        ratio = rates[name] / rates["float32, XNNPACK"]
+        lines.append(f"| {name} | {rates[name]:.2f} | {ratio:.2f}x | {runner.xnnpack} |")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- models
@@ -338,10 +385,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "measures agreement on the random tiny model (a smoke run only)")
     parser.add_argument("--held_out", type=int, default=500, help="held-out validation images for agreement")
     parser.add_argument("--quick", action="store_true", help="tiny model, 32 px, few images: a smoke run")
+    parser.add_argument("--tflite_probe", action="store_true",
+                        help="also time each TFLite file at batch 1 with 1 thread, without XNNPACK, with its latest features")
     parser.add_argument("--workdir", default="", help="keep the exported files here (default: a temporary directory)")
     args = parser.parse_args(argv)
     if not args.trained_model and not args.quick:
         parser.error("--trained_model is required (e.g. runs/quickstart/model.keras), unless --quick.")
+    needed = {f"tflite_{q}" for q in ("float32", "dynamic_int8", "int8")}
+    if args.tflite_probe and not needed <= set(args.formats):
+        parser.error(f"--tflite_probe needs --formats to include {', '.join(sorted(needed))}.")
     if args.repeats < 1:
         parser.error(f"--repeats={args.repeats}; allowed: an int >= 1.")
     return args
@@ -375,11 +427,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         source = "random tiny model (smoke run)" if not args.trained_model else "the trained model above"
         title = (f"{speed_model.model.name} at {size}x{size}, random init: images/s (median of {args.repeats}), "
                  f"ratio vs Keras float32 in the same race; agreement from {source}; {os.cpu_count()} CPU cores")
-    print()
-    print(table(title, rates, agreed, deployments))
-    if trained_table:
-        print()
-        print(trained_table)
+        speed_table = table(title, rates, agreed, deployments)
+        del deployments
+        probe = tflite_probe(speed_model.workdir, speed_model.model.name, args.repeats) if args.tflite_probe else ""
+    for text in (speed_table, trained_table, probe):
+        if text:
+            print(f"\n{text}")
 
 
 if __name__ == "__main__":
