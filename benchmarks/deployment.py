@@ -414,10 +414,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             trained_rates = speed(deployments, images, args.batch_sizes, args.repeats)
             trained_title = (f"Trained model {trained.model.name!r} ({args.trained_model}), "
                              f"{images.shape[1]} px: speed and agreement on {len(images)} held-out images")
-            trained_table = table(trained_title, trained_rates, agreed, deployments)
+            # Printed at once: VGG16's conversions that follow need GBs of memory (ONNX: 12+ GB).
+            print(f"\n{table(trained_title, trained_rates, agreed, deployments)}\n", flush=True)
             del deployments
         else:  # --quick smoke run: agreement of the random tiny model itself (says nothing about accuracy)
-            agreed, trained_table = None, ""
+            agreed = None
         deployments = deploy(speed_model, args.formats)
         size = speed_model.model.input_shape[1]
         images_speed = np.random.default_rng(1).uniform(0, 255, (max(args.batch_sizes), size, size, 3))
@@ -430,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         speed_table = table(title, rates, agreed, deployments)
         del deployments
         probe = tflite_probe(speed_model.workdir, speed_model.model.name, args.repeats) if args.tflite_probe else ""
-    for text in (speed_table, trained_table, probe):
+    for text in (speed_table, probe):
         if text:
             print(f"\n{text}")
 
