@@ -14,11 +14,17 @@ own exporters and takes RGB [0, 255], returning probabilities.
   probabilities, on held-out validation images of a trained model (random weights make
   agreement meaningless); VGG16 at 224 cannot be trained here, so this is the quick
   start's model (`--trained_model`, a run's `model.keras`).
-- Checks printed per TFLite row: how many nodes XNNPACK took, and the kernels' operand
-  types (float32, hybrid float x int8, or int8 x int8).
+- Checks printed per TFLite row: the XNNPACK partitions and the ops left outside them, and
+  the conv / dense kernels' operand types (float32, hybrid float x int8, or int8 x int8).
+  `--tflite_probe` also times the TFLite files at batch 1 with 1 thread, without XNNPACK
+  and with its latest features.
 
     python benchmarks/deployment.py --trained_model=runs/quickstart/model.keras \\
-        [--batch_sizes 1,8] [--repeats 5] [--formats keras_float32,tflite_int8,...] [--quick]
+        [--batch_sizes 1,8] [--repeats 5] [--formats keras_float32,tflite_int8,...] [--tflite_probe]
+        [--workdir DIR] [--quick]
+
+Memory: VGG16's ONNX export (Keras' exporter through tf2onnx) peaks above 20 GB; with less,
+leave "onnx" out of `--formats` for VGG16 or run it alone.
 """
 
 from __future__ import annotations
