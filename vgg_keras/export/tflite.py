@@ -10,7 +10,6 @@ far apart their probabilities are.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -22,7 +21,9 @@ import numpy as np
 import tensorflow as tf
 
 from vgg_keras import models as models_lib
+from vgg_keras.export import parity as parity_lib
 from vgg_keras.export import saved_model as saved_model_lib
+from vgg_keras.export.parity import format_report  # noqa: F401  (tflite.format_report before it was shared)
 
 __all__ = ["QUANTIZATIONS", "export_tflite", "representative_images", "tflite_parity_report", "run_tflite"]
 
@@ -30,29 +31,53 @@ QUANTIZATIONS = ("float32", "float16", "dynamic_int8", "int8")
 DEFAULT_CALIBRATION_IMAGES = 100
 
 
-def with_normalizer(model: keras.Model, preprocessing=None, image_size: int | None = None) -> keras.Model:
-    """`model` from RGB [0, 255] at a fixed size to probabilities, as the SavedModel serves it.
+def _input_shape(model: keras.Model, image_size: int | None, variable_size: bool) -> tuple:
+    """The input shape (no batch axis) of `with_normalizer`'s model, in `model`'s data format."""
+    channels_first = models_lib.describe(model).data_format == "channels_first"
+    shape = tuple(model.input_shape[1:])
+    channels, height, width = (shape[0], *shape[1:]) if channels_first else (shape[2], *shape[:2])
+    if image_size is not None or not variable_size:
+        height = width = saved_model_lib.base_size(model) if image_size is None else image_size
+    return (channels, height, width) if channels_first else (height, width, channels)
+
+
+def with_normalizer(model: keras.Model, preprocessing=None, image_size: int | None = None, *,
+                    variable_size: bool = False) -> keras.Model:
+    """`model` from RGB [0, 255] to probabilities, as the SavedModel serves it.
 
     The normalisation is prepended when the model lacks it, and a soft-max appended when
-    the model outputs logits (`classifier_activation=None`), so TFLite files and their
-    parity reports hold probabilities whatever the classifier's activation.
+    the model outputs logits (`classifier_activation=None`), so TFLite and ONNX files and
+    their parity reports hold probabilities whatever the classifier's activation.
 
     Args:
         model: A vgg_keras classifier or a `.keras` path.
         preprocessing: As for `export_saved_model` (None for models that normalise their input).
-        image_size: Input side (default: the head's base size).
+        image_size: Input side (default: the head's base size, or see `variable_size`).
+        variable_size: Without `image_size`, keep the model's own height and width (unknown
+            for a conv head: any size) instead of the head's base size.
 
     Returns:
-        A `keras.Model` with input `[None, image_size, image_size, 3]` and output
-        probabilities `[None, classes]`.
+        A `keras.Model` with input `[None, image_size, image_size, channels]` (channels
+        first for a channels-first model) and output probabilities `[None, classes]`.
+
+    Raises:
+        ValueError: For a channels-first model with a normalisation to prepend (the
+            preprocessing layers normalise channels-last images).
     """
     model = saved_model_lib.as_keras_model(model)
     normalizer = saved_model_lib.resolve_normalizer(model, preprocessing)
-    size = saved_model_lib.base_size(model) if image_size is None else image_size
-    logits = models_lib.describe(model).classifier_activation is None
-    if normalizer is None and not logits and tuple(model.input_shape[1:3]) == (size, size):
+    description = models_lib.describe(model)
+    if normalizer is not None and description.data_format == "channels_first":
+        raise ValueError(
+            f"preprocessing={preprocessing!r} for channels_first model {model.name!r}: a prepended normalisation "
+            "takes channels_last images; export models.to_data_format(model, 'channels_last'), or build the "
+            "model with include_preprocessing=True."
+        )
+    shape = _input_shape(model, image_size, variable_size)
+    logits = description.classifier_activation is None
+    if normalizer is None and not logits and tuple(model.input_shape[1:]) == shape:
         return model
-    inputs = keras.Input((size, size, 3), name="images")
+    inputs = keras.Input(shape, name="images")
     outputs = model(normalizer(inputs) if normalizer is not None else inputs)
     if logits:
         outputs = keras.layers.Softmax(name="probabilities")(outputs)
@@ -156,12 +181,19 @@ def export_tflite(
         `output_path`. The model returns probabilities (see `with_normalizer`).
 
     Raises:
-        ValueError: For an unknown quantization, "int8" without data, or an existing file.
+        ValueError: For an unknown quantization, "int8" without data, an existing file or a
+            channels-first model (convert it with `models.to_data_format(model, "channels_last")`).
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization={quantization!r}; allowed: {', '.join(map(repr, QUANTIZATIONS))}.")
     if os.path.exists(output_path) and not overwrite:
         raise ValueError(f"output_path={output_path!r} exists; pass overwrite=True to replace it.")
+    model = saved_model_lib.as_keras_model(model)
+    if models_lib.describe(model).data_format == "channels_first":
+        raise ValueError(
+            f"model {model.name!r} is channels_first; TFLite models take channels_last images: export "
+            "vgg_keras.models.to_data_format(model, 'channels_last') (same weights, same outputs)."
+        )
     rgb_model = with_normalizer(model, preprocessing, image_size)
     with tempfile.TemporaryDirectory() as workdir:
         converter = _converter(rgb_model, workdir)
@@ -223,10 +255,6 @@ def run_tflite(tflite_path: str, images: np.ndarray) -> tuple[np.ndarray, float]
     return np.stack(outputs), seconds / max(len(outputs), 1)
 
 
-def _keras_bytes(model: keras.Model) -> int:
-    return int(sum(np.prod(w.shape) for w in model.weights)) * 4
-
-
 def tflite_parity_report(
     keras_model: keras.Model | str,
     tflite_path: str,
@@ -257,27 +285,5 @@ def tflite_parity_report(
     rgb_model = with_normalizer(keras_model, preprocessing, images.shape[1])
     expected = np.asarray(rgb_model.predict(images, batch_size=32, verbose=0), dtype=np.float32)
     actual, tflite_seconds = run_tflite(tflite_path, images)
-    difference = np.abs(actual - expected)
-    report = dict(
-        tflite_path=os.path.abspath(tflite_path),
-        num_images=int(len(images)),
-        max_abs_diff=float(difference.max()),
-        mean_abs_diff=float(difference.mean()),
-        top1_agreement=float(np.mean(actual.argmax(-1) == expected.argmax(-1))),
-        tflite_bytes=os.path.getsize(tflite_path),
-        keras_float32_bytes=_keras_bytes(rgb_model),
-        tflite_ms_per_image=1000 * tflite_seconds,
-    )
-    report["size_ratio"] = report["tflite_bytes"] / report["keras_float32_bytes"]
-    report["report_path"] = output_path or f"{tflite_path}.parity.json"
-    with open(report["report_path"], "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-    if verbose:
-        print(format_report(report))
-    return report
-
-
-def format_report(report: dict[str, Any]) -> str:
-    """One readable line per field of a parity report."""
-    return "\n".join(f"{key:>20}: {value:.6g}" if isinstance(value, float) else f"{key:>20}: {value}"
-                     for key, value in report.items())
+    return parity_lib.parity_report("tflite", tflite_path, expected, actual, tflite_seconds, keras_model=rgb_model,
+                                    output_path=output_path, verbose=verbose)
