@@ -151,10 +151,10 @@ def test_recipe_writes_onnx_and_tflite_with_reports(conv_head, tmp_path):
     model_path = str(tmp_path / "conv.keras")
     conv_head[0].save(model_path)
     command = [
-        sys.executable, os.path.join(ROOT, "recipes", "export.py"), f"--model={model_path}", "--dataset=vgg_shapes/tiny",
-        f"--data_dir={tmp_path / 'tfds'}", f"--export_root={tmp_path / 'savedmodels'}", "--model_name=narrow",
-        f"--onnx_dir={tmp_path / 'onnx'}", f"--tflite_dir={tmp_path / 'tflite'}", "--formats=onnx,tflite",
-        "--num_images=8",
+        sys.executable, os.path.join(ROOT, "recipes", "export.py"), f"--model={model_path}",
+        "--dataset=vgg_shapes/tiny", f"--data_dir={tmp_path / 'tfds'}", f"--export_root={tmp_path / 'savedmodels'}",
+        "--model_name=narrow", f"--onnx_dir={tmp_path / 'onnx'}", f"--tflite_dir={tmp_path / 'tflite'}",
+        "--formats=onnx,tflite", "--num_images=8",
     ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, check=False)
