@@ -134,6 +134,13 @@ def test_missing_package_names_the_install_command(conv_head, tmp_path, monkeypa
     assert os.listdir(tmp_path) == []
 
 
+def test_model_without_classifier_is_refused(tmp_path):
+    features = models.build("A", include_top=False, include_preprocessing=True, width_multiplier=1 / 16)
+    with pytest.raises(ValueError, match="no classifier.*include_top=True"):
+        onnx_export.export_onnx(features, str(tmp_path / "features.onnx"))
+    assert os.listdir(tmp_path) == []
+
+
 def test_existing_file_needs_overwrite(conv_head, tmp_path):
     model, _ = conv_head
     existing = tmp_path / "exists.onnx"

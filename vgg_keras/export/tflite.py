@@ -61,12 +61,15 @@ def with_normalizer(model: keras.Model, preprocessing=None, image_size: int | No
         first for a channels-first model) and output probabilities `[None, classes]`.
 
     Raises:
-        ValueError: For a channels-first model with a normalisation to prepend (the
-            preprocessing layers normalise channels-last images).
+        ValueError: For a model without its classifier, or a channels-first model with a
+            normalisation to prepend (the preprocessing layers normalise channels-last images).
     """
     model = saved_model_lib.as_keras_model(model)
     normalizer = saved_model_lib.resolve_normalizer(model, preprocessing)
     description = models_lib.describe(model)
+    if description.head is None:
+        raise ValueError(f"model {model.name!r} has no classifier (include_top=False); the TFLite and ONNX exports "
+                         "return class probabilities: build it with include_top=True.")
     if normalizer is not None and description.data_format == "channels_first":
         raise ValueError(
             f"preprocessing={preprocessing!r} for channels_first model {model.name!r}: a prepended normalisation "
