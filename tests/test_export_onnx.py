@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -139,6 +140,13 @@ def test_model_without_classifier_is_refused(tmp_path):
     with pytest.raises(ValueError, match="no classifier.*include_top=True"):
         onnx_export.export_onnx(features, str(tmp_path / "features.onnx"))
     assert os.listdir(tmp_path) == []
+
+
+def test_importing_the_export_needs_no_onnx_package(monkeypatch):
+    for package in onnx_export.EXPORT_PACKAGES:
+        monkeypatch.setitem(sys.modules, package, None)  # any import of them now raises ImportError
+    importlib.reload(onnx_export)  # runs the module's top level again: it must import none of them
+    assert callable(onnx_export.export_onnx)
 
 
 def test_existing_file_needs_overwrite(conv_head, tmp_path):
