@@ -68,6 +68,8 @@ def test_conv_head_runs_at_any_size(conv_head, height, width):
     assert seconds > 0
     report = onnx_export.onnx_parity_report(model, path, images, verbose=False)
     assert report["max_abs_diff"] < 1e-5 and report["top1_agreement"] == 1.0
+    batched, _ = onnx_export.run_onnx(path, images, batch_size=2)  # a full batch and a partial one
+    np.testing.assert_allclose(batched, actual, atol=1e-6)
 
 
 def test_conv_head_at_a_fixed_size(conv_head, tmp_path):
@@ -147,6 +149,20 @@ def test_importing_the_export_needs_no_onnx_package(monkeypatch):
         monkeypatch.setitem(sys.modules, package, None)  # any import of them now raises ImportError
     importlib.reload(onnx_export)  # runs the module's top level again: it must import none of them
     assert callable(onnx_export.export_onnx)
+
+
+def test_bad_sizes_and_opset_name_the_argument(conv_head, tmp_path):
+    model, _ = conv_head
+    dense = models.build("A", include_preprocessing=True, **NARROW)
+    with pytest.raises(ValueError, match="image_size=48 .* takes 32x32 images; allowed: None or that size"):
+        onnx_export.export_onnx(dense, str(tmp_path / "a.onnx"), image_size=48)
+    with pytest.raises(ValueError, match=r"image_size=16 .*allowed: None or >= 32"):
+        onnx_export.export_onnx(model, str(tmp_path / "a.onnx"), image_size=16)
+    with pytest.raises(ValueError, match="opset=0; allowed: an integer >= 1"):
+        onnx_export.export_onnx(model, str(tmp_path / "a.onnx"), opset=0)
+    with pytest.raises(ValueError, match="image_size=48 .* takes 32x32"):  # TFLite shares the check
+        tflite.export_tflite(dense, str(tmp_path / "a.tflite"), image_size=48)
+    assert os.listdir(tmp_path) == []
 
 
 def test_existing_file_needs_overwrite(conv_head, tmp_path):
