@@ -1,4 +1,4 @@
-"""Export for TF Serving (SavedModel with preprocessing in the graph) and TFLite.
+"""Export for TF Serving (SavedModel with preprocessing in the graph), TFLite and ONNX.
 
 - `export_saved_model`: `<root>/<model>/<version>/` with image-bytes, uint8-tensor and raw
   float signatures, plus `models.config` and the batching parameters file.
