@@ -12,7 +12,8 @@
 (next free version unless --version) and updates savedmodels/models.config and the batching
 parameters file. tflite writes <tflite_dir>/<name>_<mode>.tflite for each --tflite mode (default
 float32; giving --tflite alone also selects the format, as before --formats existed). onnx writes
-<onnx_dir>/<name>.onnx (needs pip install "vgg_keras[onnx]"). Each TFLite and ONNX file gets a
+<onnx_dir>/<name>.onnx (needs pip install "vgg_keras[onnx]"; --onnx_converter=torch, the default
+when torch is installed, converts in a subprocess with far less memory than tf2onnx). Each TFLite and ONNX file gets a
 parity report (<file>.parity.json) computed on held-out images of --dataset (calibration images
 for int8 come from its --calibration_split).
 A model given by name gets its weights' normalisation as a layer (--preprocessing overrides
@@ -53,6 +54,11 @@ _TFLITE = flags.DEFINE_list("tflite", [], "TFLite modes to convert: any of vgg_k
 _TFLITE_DIR = flags.DEFINE_string("tflite_dir", "savedmodels/tflite", "Where to write .tflite files and reports.")
 _ONNX_DIR = flags.DEFINE_string("onnx_dir", "savedmodels/onnx", "Where to write the .onnx file and its report.")
 _ONNX_OPSET = flags.DEFINE_integer("onnx_opset", None, "ONNX opset version (default: the converter's).")
+# vgg_keras.export.onnx.CONVERTERS (a test keeps them equal), here to check the flag before TensorFlow loads.
+ONNX_CONVERTERS = ("auto", "torch", "tf2onnx")
+_ONNX_CONVERTER = flags.DEFINE_enum(
+    "onnx_converter", "auto", list(ONNX_CONVERTERS), "torch: a subprocess on Keras' torch backend (~5x the weights "
+    "in memory); tf2onnx: in this process (~40-50x); auto: torch when installed.")
 _DATASET = flags.DEFINE_string("dataset", None, "Source for class names, calibration and parity images "
                                "(builtin, folder:/path, tfrecord:/glob or a TFDS name).")
 _SPLIT = flags.DEFINE_string("split", "validation", "Held-out split for the parity reports.")
@@ -114,7 +120,7 @@ def _export_onnx(model, source_fn, resize_size, preprocessing) -> None:
     path = os.path.join(_ONNX_DIR.value, f"{_NAME.value or model.name}.onnx")
     print(f"--- onnx: {path}")
     onnx.export_onnx(model, path, preprocessing=preprocessing, image_size=_IMAGE_SIZE.value, opset=_ONNX_OPSET.value,
-                     overwrite=True)
+                     overwrite=True, converter=_ONNX_CONVERTER.value)
     onnx.onnx_parity_report(model, path, _held_out(model, source_fn, resize_size, _SPLIT.value),
                             preprocessing=preprocessing)
 
@@ -126,8 +132,9 @@ def main(argv):
     from vgg_keras.export import onnx, saved_model
 
     formats = _formats()
-    if "onnx" in formats:
-        onnx.require_packages()  # before any export is written
+    if "onnx" in formats:  # before any export is written
+        packages, install_hint = onnx.CONVERTER_PACKAGES[onnx.resolve_converter(_ONNX_CONVERTER.value)]
+        onnx.require_packages(packages, "--formats=onnx", install_hint)
     source_fn = (lambda split: data.get_source(_DATASET.value, split, data_dir=shared_flags.DATA_DIR.value,
                                                manual_dir=shared_flags.MANUAL_DIR.value)
                  ) if _DATASET.value else None

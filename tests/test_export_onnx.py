@@ -1,4 +1,8 @@
-"""ONNX export of every kind of vgg_keras classifier, run through ONNX Runtime against Keras."""
+"""ONNX export of every kind of vgg_keras classifier, run through ONNX Runtime against Keras.
+
+The parity tests run for both converters: "tf2onnx" in this process and "torch" in a
+subprocess on Keras' torch backend (~15 s each here, mostly its imports).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,9 @@ from vgg_keras.export import tflite
 
 CLASSES = 4
 NARROW = dict(width_multiplier=1 / 16, fc_units=32, base_size=32, classes=CLASSES)
+CONVERTERS = ["tf2onnx", "torch"]
+# The torch route's ~15 s subprocess, marked slow where its tf2onnx twin and the fast torch tests cover the rest.
+CONVERTERS_TORCH_SLOW = ["tf2onnx", pytest.param("torch", marks=pytest.mark.slow)]
 
 
 def _images(n: int, height: int = 32, width: int = 32, seed: int = 0) -> np.ndarray:
@@ -32,18 +39,24 @@ def _inputs_and_outputs(path: str) -> tuple[list, list]:
 
 
 @pytest.fixture(scope="module")
-def conv_head(tmp_path_factory):
-    """A conv-head VGG-A (normalisation baked in) and its ONNX export at any image size."""
+def conv_model():
+    """A conv-head VGG-A with its normalisation baked in."""
     keras.utils.set_random_seed(0)
-    model = models.build("A", head="conv", include_preprocessing=True, preprocessing="torch", **NARROW)
-    path = onnx_export.export_onnx(model, str(tmp_path_factory.mktemp("onnx") / "conv.onnx"))
-    return model, path
+    return models.build("A", head="conv", include_preprocessing=True, preprocessing="torch", **NARROW)
 
 
-def test_dense_head_matches_keras_and_writes_the_tflite_report_fields(tmp_path):
+@pytest.fixture(scope="module", params=CONVERTERS)
+def conv_head(conv_model, tmp_path_factory, request):
+    """The conv-head model and its ONNX export at any image size, by each converter."""
+    path = str(tmp_path_factory.mktemp("onnx") / f"conv_{request.param}.onnx")
+    return conv_model, onnx_export.export_onnx(conv_model, path, converter=request.param)
+
+
+@pytest.mark.parametrize("converter", CONVERTERS)
+def test_dense_head_matches_keras_and_writes_the_tflite_report_fields(tmp_path, converter):
     keras.utils.set_random_seed(1)
     model = models.build("A", include_preprocessing=True, preprocessing="caffe", **NARROW)
-    path = onnx_export.export_onnx(model, str(tmp_path / "dense.onnx"))
+    path = onnx_export.export_onnx(model, str(tmp_path / "dense.onnx"), converter=converter)
     assert os.listdir(tmp_path) == ["dense.onnx"]  # written under a temporary name, renamed into place
     assert _inputs_and_outputs(path) == ([("images", ["batch", 32, 32, 3])], [("probabilities", ["batch", CLASSES])])
     report = onnx_export.onnx_parity_report(model, path, _images(12), verbose=False)
@@ -72,17 +85,19 @@ def test_conv_head_runs_at_any_size(conv_head, height, width):
     np.testing.assert_allclose(batched, actual, atol=1e-6)
 
 
-def test_conv_head_at_a_fixed_size(conv_head, tmp_path):
-    model, _ = conv_head
-    path = onnx_export.export_onnx(model, str(tmp_path / "fixed.onnx"), image_size=48)
+@pytest.mark.parametrize("converter", CONVERTERS_TORCH_SLOW)
+def test_conv_head_at_a_fixed_size(conv_model, tmp_path, converter):
+    model = conv_model
+    path = onnx_export.export_onnx(model, str(tmp_path / "fixed.onnx"), image_size=48, converter=converter)
     assert _inputs_and_outputs(path)[0] == [("images", ["batch", 48, 48, 3])]
     np.testing.assert_allclose(onnx_export.run_onnx(path, _images(2, 48, 48))[0],
                                model.predict(_images(2, 48, 48), verbose=0), atol=1e-5)
 
 
-def test_model_without_preprocessing_layer_gets_it_prepended(tmp_path):
+@pytest.mark.parametrize("converter", CONVERTERS_TORCH_SLOW)
+def test_model_without_preprocessing_layer_gets_it_prepended(tmp_path, converter):
     raw = models.build("A", input_shape=(32, 32, 3), **NARROW)
-    path = onnx_export.export_onnx(raw, str(tmp_path / "raw.onnx"), preprocessing="caffe")
+    path = onnx_export.export_onnx(raw, str(tmp_path / "raw.onnx"), preprocessing="caffe", converter=converter)
     images = _images(4)
     expected = raw.predict(preprocessing.preprocess_input(images, mode="caffe"), verbose=0)
     np.testing.assert_allclose(onnx_export.run_onnx(path, images)[0], expected, atol=1e-5)
@@ -90,7 +105,8 @@ def test_model_without_preprocessing_layer_gets_it_prepended(tmp_path):
     assert report["max_abs_diff"] < 1e-5
 
 
-def test_batch_norm_logits_model_exports_probabilities(tmp_path):
+@pytest.mark.parametrize("converter", CONVERTERS)
+def test_batch_norm_logits_model_exports_probabilities(tmp_path, converter):
     """BatchNorm (moving statistics, not the batch's) and a logits head: the ONNX model holds the soft-max."""
     keras.utils.set_random_seed(2)
     model = models.build("A", batch_norm=True, classifier_activation=None, include_preprocessing=True,
@@ -99,18 +115,19 @@ def test_batch_norm_logits_model_exports_probabilities(tmp_path):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.moving_mean.assign(np.full(layer.moving_mean.shape, 0.3, "float32"))
             layer.moving_variance.assign(np.full(layer.moving_variance.shape, 2.0, "float32"))
-    path = onnx_export.export_onnx(model, str(tmp_path / "bn.onnx"), opset=17)
+    path = onnx_export.export_onnx(model, str(tmp_path / "bn.onnx"), opset=17, converter=converter)
     images = _images(4)
     logits = model.predict(images, verbose=0)
     expected = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
     np.testing.assert_allclose(onnx_export.run_onnx(path, images)[0], expected, atol=1e-5)
 
 
-def test_channels_first_model_keeps_its_layout(tmp_path):
+@pytest.mark.parametrize("converter", CONVERTERS)
+def test_channels_first_model_keeps_its_layout(tmp_path, converter):
     keras.utils.set_random_seed(3)
     model = models.build("A-LRN", head="conv", data_format="channels_first", include_preprocessing=True,
                          preprocessing="caffe", **NARROW)
-    path = onnx_export.export_onnx(model, str(tmp_path / "cf.onnx"))
+    path = onnx_export.export_onnx(model, str(tmp_path / "cf.onnx"), converter=converter)
     assert _inputs_and_outputs(path)[0] == [("images", ["batch", 3, "height", "width"])]
     images = _images(3, 40, 48)  # channels last: the report transposes them for this model
     expected = models.to_data_format(model, "channels_last").predict(images, verbose=0)
@@ -118,7 +135,7 @@ def test_channels_first_model_keeps_its_layout(tmp_path):
     assert onnx_export.onnx_parity_report(model, path, images, verbose=False)["max_abs_diff"] < 1e-5
     with pytest.raises(ValueError, match="channels_first.*to_data_format"):
         raw = models.build("A", data_format="channels_first", **NARROW)
-        onnx_export.export_onnx(raw, str(tmp_path / "raw_cf.onnx"), preprocessing="caffe")
+        onnx_export.export_onnx(raw, str(tmp_path / "raw_cf.onnx"), preprocessing="caffe", converter=converter)
 
 
 def test_tflite_rejects_a_channels_first_model_naming_the_fix(tmp_path):
@@ -128,13 +145,45 @@ def test_tflite_rejects_a_channels_first_model_naming_the_fix(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("package", ["onnx", "tf2onnx", "onnxruntime"])
-def test_missing_package_names_the_install_command(conv_head, tmp_path, monkeypatch, package):
+@pytest.mark.parametrize("converter, package, extras", [
+    ("tf2onnx", "onnx", "onnx"), ("tf2onnx", "tf2onnx", "onnx"), ("tf2onnx", "onnxruntime", "onnx"),
+    ("torch", "onnx", "onnx,torch"), ("torch", "torch", "onnx,torch"),
+])
+def test_missing_package_names_the_install_command(conv_model, tmp_path, monkeypatch, converter, package, extras):
     monkeypatch.setitem(sys.modules, package, None)  # `import package` now raises ImportError
-    model, _ = conv_head
-    with pytest.raises(ImportError, match=rf'missing: {package}\. Install them with pip install "vgg_keras\[onnx\]"'):
-        onnx_export.export_onnx(model, str(tmp_path / "m.onnx"))
+    expected = rf'missing: {package}\. Install them with pip install "vgg_keras\[{extras}\]"'
+    with pytest.raises(ImportError, match=expected):
+        onnx_export.export_onnx(conv_model, str(tmp_path / "m.onnx"), converter=converter)
     assert os.listdir(tmp_path) == []
+
+
+def test_auto_converter_is_torch_when_installed_else_tf2onnx(monkeypatch):
+    assert onnx_export.resolve_converter("auto") == "torch"  # installed here (the test extra)
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert onnx_export.resolve_converter("auto") == "tf2onnx"
+    assert onnx_export.resolve_converter("torch") == "torch"  # asked for: export_onnx then names what is missing
+
+
+def test_unknown_converter_names_the_allowed_ones(conv_model, tmp_path):
+    with pytest.raises(ValueError, match="converter='onnxmltools'; allowed: 'auto', 'torch', 'tf2onnx'"):
+        onnx_export.export_onnx(conv_model, str(tmp_path / "m.onnx"), converter="onnxmltools")
+    assert os.listdir(tmp_path) == []
+
+
+def test_failing_torch_worker_raises_with_its_stderr(conv_model, tmp_path, monkeypatch):
+    """A worker that fails (here: a model file that is not one) surfaces its stderr; no ONNX file is left."""
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip archive")
+    spec = {"sample_shape": [1, 32, 32, 3], "dynamic_axes": {"0": "batch"}, "opset": None}
+    expected = r"(?s)_onnx_worker\) failed with exit code 1 .*stderr:\nmodel_path=.*broken\.keras' is not a \.keras"
+    with pytest.raises(RuntimeError, match=expected):
+        onnx_export.run_worker(str(broken), str(tmp_path / "m.onnx"), spec)
+    assert not os.path.exists(tmp_path / "m.onnx")
+    # Through export_onnx: the worker's failure propagates and the partial file is removed.
+    monkeypatch.setattr(onnx_export, "WORKER_MODULE", "no_such_onnx_worker")  # fails at once: no imports first
+    with pytest.raises(RuntimeError, match="No module named no_such_onnx_worker"):
+        onnx_export.export_onnx(conv_model, str(tmp_path / "out" / "m.onnx"), converter="torch")
+    assert os.listdir(tmp_path / "out") == []
 
 
 def test_model_without_classifier_is_refused(tmp_path):
@@ -145,14 +194,14 @@ def test_model_without_classifier_is_refused(tmp_path):
 
 
 def test_importing_the_export_needs_no_onnx_package(monkeypatch):
-    for package in onnx_export.EXPORT_PACKAGES:
+    for package in (*onnx_export.EXPORT_PACKAGES, "torch"):
         monkeypatch.setitem(sys.modules, package, None)  # any import of them now raises ImportError
     importlib.reload(onnx_export)  # runs the module's top level again: it must import none of them
     assert callable(onnx_export.export_onnx)
 
 
-def test_bad_sizes_and_opset_name_the_argument(conv_head, tmp_path):
-    model, _ = conv_head
+def test_bad_sizes_and_opset_name_the_argument(conv_model, tmp_path):
+    model = conv_model
     dense = models.build("A", include_preprocessing=True, **NARROW)
     with pytest.raises(ValueError, match="image_size=48 .* takes 32x32 images; allowed: None or that size"):
         onnx_export.export_onnx(dense, str(tmp_path / "a.onnx"), image_size=48)
@@ -165,22 +214,22 @@ def test_bad_sizes_and_opset_name_the_argument(conv_head, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_existing_file_needs_overwrite(conv_head, tmp_path):
-    model, _ = conv_head
+def test_existing_file_needs_overwrite(conv_model, tmp_path):
+    model = conv_model
     existing = tmp_path / "exists.onnx"
     existing.write_bytes(b"x")
     with pytest.raises(ValueError, match="exists; pass overwrite=True"):
         onnx_export.export_onnx(model, str(existing))
     assert existing.read_bytes() == b"x"
-    onnx_export.export_onnx(model, str(existing), overwrite=True)
+    onnx_export.export_onnx(model, str(existing), overwrite=True, converter="tf2onnx")
     assert existing.stat().st_size > 1000 and os.listdir(tmp_path) == ["exists.onnx"]
 
 
 @pytest.mark.slow  # a subprocess that imports TensorFlow and builds vgg_shapes/tiny (~40 s on 2 loaded cores)
-def test_recipe_writes_onnx_and_tflite_with_reports(conv_head, tmp_path):
+def test_recipe_writes_onnx_and_tflite_with_reports(conv_model, tmp_path):
     """--formats=onnx,tflite: both files with parity reports, no SavedModel (not asked for)."""
     model_path = str(tmp_path / "conv.keras")
-    conv_head[0].save(model_path)
+    conv_model.save(model_path)
     command = [
         sys.executable, os.path.join(ROOT, "recipes", "export.py"), f"--model={model_path}",
         "--dataset=vgg_shapes/tiny", f"--data_dir={tmp_path / 'tfds'}", f"--export_root={tmp_path / 'savedmodels'}",

@@ -120,10 +120,11 @@ def _assigned_tuple(path: str, name: str) -> tuple:
 def test_recipe_flag_choices_match_the_library():
     # The recipes list these to check flags before TensorFlow loads; they must not drift.
     from vgg_keras import features
-    from vgg_keras.export import signatures
+    from vgg_keras.export import onnx, signatures
 
     recipes = os.path.join(ROOT, "recipes")
     assert _assigned_tuple(os.path.join(recipes, "export.py"), "SERVING_MODES") == signatures.SERVING_MODES
+    assert _assigned_tuple(os.path.join(recipes, "export.py"), "ONNX_CONVERTERS") == onnx.CONVERTERS
     assert _assigned_tuple(os.path.join(recipes, "transfer.py"), "AGGREGATIONS") == features.AGGREGATIONS
     assert _assigned_tuple(os.path.join(recipes, "transfer.py"), "LOSSES") == features.LOSSES
 
