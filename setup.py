@@ -12,7 +12,8 @@ ONNX = ["onnx>=1.23", "onnxruntime>=1.32", "tf2onnx>=1.17"]
 EXTRAS = {
     "torch": ["torch>=2.1"],
     "serving": ["tensorflow-serving-api>=2.16"],
-    # vgg_keras.export.export_onnx (Keras' own ONNX export: tf2onnx) and its parity report (onnxruntime).
+    # vgg_keras.export.export_onnx (Keras' own ONNX export: tf2onnx, or torch with the "torch" extra, the
+    # low-memory route) and its parity report (onnxruntime).
     # The lower bounds are the versions verified with TensorFlow 2.21, Keras 3.15 and NumPy 2.4.
     "onnx": ONNX,
     # Every test runs in CI, none skipped: torchvision .pth parity and the conversion recipe

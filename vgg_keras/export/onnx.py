@@ -8,11 +8,11 @@ runs at any size >= its base size, as the paper's dense evaluation does. A chann
 model keeps its layout (input `[batch, 3, height, width]`).
 
 Two converters (`converter=`): "torch" saves the model to a temporary `.keras` file and
-converts it in a subprocess on Keras' torch backend (`vgg_keras._onnx_worker`;
-torch never loads into this TensorFlow process), holding ~5x the weights in memory (full
-VGG16 at 224: ~3 GB); "tf2onnx" is Keras' `model.export(format="onnx")` on the TensorFlow
-backend in this process, ~40-50x the weights (full VGG16 does not fit in 24 GB). "auto"
-(default) picks "torch" when torch is installed. Both need the "onnx" extra,
+converts it in a subprocess on Keras' torch backend (`vgg_keras._onnx_worker`; torch never
+loads into this TensorFlow process), holding ~5x the weights in memory (full VGG16 at 224:
+3.0 GB there, 4.8 GB with the caller); "tf2onnx" is Keras' `model.export(format="onnx")` on
+the TensorFlow backend in this process, ~40-50x the weights (full VGG16 does not fit in
+24 GB). "auto" (default) picks "torch" when torch is installed. Both need the "onnx" extra,
 `pip install "vgg_keras[onnx]"` (onnx, onnxruntime, tf2onnx), the torch route also
 `pip install "vgg_keras[torch]"`. Importing this module needs none of them.
 """
