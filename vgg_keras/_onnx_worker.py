@@ -15,7 +15,6 @@ JSON holds `sample_shape` (list of ints), `dynamic_axes` ({axis index: name}) an
 from __future__ import annotations
 
 import json
-import os
 import sys
 import warnings
 import zipfile
@@ -67,5 +66,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported (convert imports it)
+    # KERAS_BACKEND=torch and VGG_KERAS_DEFER_KERAS=1 come from the environment (export_onnx sets
+    # both): `python -m` imports the vgg_keras package, and with it Keras, before this line.
     main(sys.argv[1:])
