@@ -8,21 +8,26 @@ from setuptools import find_packages, setup
 HERE = pathlib.Path(__file__).parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "vgg_keras" / "__init__.py").read_text()).group(1)
 
+ONNX = ["onnx>=1.23", "onnxruntime>=1.32", "tf2onnx>=1.17"]
 EXTRAS = {
     "torch": ["torch>=2.1"],
     "serving": ["tensorflow-serving-api>=2.16"],
+    # vgg_keras.export.export_onnx (Keras' own ONNX export: tf2onnx, or torch with the "torch" extra, the
+    # low-memory route) and its parity report (onnxruntime).
+    # The lower bounds are the versions verified with TensorFlow 2.21, Keras 3.15 and NumPy 2.4.
+    "onnx": ONNX,
     # Every test runs in CI, none skipped: torchvision .pth parity and the conversion recipe
     # (torch, CPU is enough), JAX-backend models, the LPIPS reference, gRPC requests and the
-    # models.config parse (tensorflow-serving-api). torch and torchvision are pinned as a pair.
+    # models.config parse (tensorflow-serving-api), ONNX export. torch and torchvision are pinned as a pair.
     "test": ["pytest>=7", "pillow", "jax", "jaxlib", "torch==2.14.1", "torchvision==0.29.1", "lpips",
-             "tensorflow-serving-api"],
+             "tensorflow-serving-api", *ONNX],
 }
 
 setup(
     name="vgg_keras",
     version=VERSION,
     description="The VGG family (Simonyan & Zisserman, ICLR 2015) for Keras 3 and TensorFlow: "
-    "every configuration, the paper's training and evaluation protocol, TF Serving and TFLite export.",
+    "every configuration, the paper's training and evaluation protocol, TF Serving, TFLite and ONNX export.",
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",

@@ -74,6 +74,10 @@ CASES = {
     "evaluate-bad-scales": ("evaluate", ["--model=vgg16", "--scales=256,big"], ["--scales=256,big"]),
     "export-missing-model": ("export", ["--model=model.keras"], ["--model='model.keras'"]),
     "export-tflite-without-dataset": ("export", ["--model=vgg16", "--tflite=float32"], ["--tflite needs --dataset"]),
+    "export-onnx-without-dataset": ("export", ["--model=vgg16", "--formats=savedmodel,onnx"],
+                                    ["--formats=onnx needs --dataset"]),
+    "export-unknown-format": ("export", ["--model=vgg16", "--formats=savedmodel,torchscript"],
+                              ["--formats='torchscript'", "'onnx'"]),
     "localize-missing-classifier": ("localize", ["--config=" + os.path.join(CONFIGS, "localization.py"),
                                                  "--workdir=runs/loc"], ["config.classifier="]),
     "transfer-missing-dataset": ("transfer", ["--model=vgg16", "--dataset=folder:pets"], ["folder:pets"]),
@@ -117,10 +121,11 @@ def _assigned_tuple(path: str, name: str) -> tuple:
 def test_recipe_flag_choices_match_the_library():
     # The recipes list these to check flags before TensorFlow loads; they must not drift.
     from vgg_keras import features
-    from vgg_keras.export import signatures
+    from vgg_keras.export import onnx, signatures
 
     recipes = os.path.join(ROOT, "recipes")
     assert _assigned_tuple(os.path.join(recipes, "export.py"), "SERVING_MODES") == signatures.SERVING_MODES
+    assert _assigned_tuple(os.path.join(recipes, "export.py"), "ONNX_CONVERTERS") == onnx.CONVERTERS
     assert _assigned_tuple(os.path.join(recipes, "transfer.py"), "AGGREGATIONS") == features.AGGREGATIONS
     assert _assigned_tuple(os.path.join(recipes, "transfer.py"), "LOSSES") == features.LOSSES
 

@@ -1,4 +1,4 @@
-"""Export for TF Serving (SavedModel with preprocessing in the graph) and TFLite.
+"""Export for TF Serving (SavedModel with preprocessing in the graph), TFLite and ONNX.
 
 - `export_saved_model`: `<root>/<model>/<version>/` with image-bytes, uint8-tensor and raw
   float signatures, plus `models.config` and the batching parameters file.
@@ -6,7 +6,7 @@
   full-integer int8 models, each checked against the Keras model.
 - `export_onnx` / `onnx_parity_report` / `run_onnx`: ONNX (dense or conv head, dynamic
   batch and, for a conv head, dynamic height and width), checked through ONNX Runtime; needs
-  `pip install "vgg_keras[onnx]"` only when called.
+  `pip install "vgg_keras[onnx]"` only when called (and torch for the low-memory converter).
 - `client`: TF Serving REST and gRPC request builders and response parsers.
 """
 

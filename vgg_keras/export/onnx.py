@@ -7,17 +7,26 @@ width of a conv-head model (`head="conv"`, built without a fixed input size), wh
 runs at any size >= its base size, as the paper's dense evaluation does. A channels-first
 model keeps its layout (input `[batch, 3, height, width]`).
 
-Conversion is Keras' own `model.export(format="onnx")` (tf2onnx on the TensorFlow
-backend); it needs the "onnx" extra: `pip install "vgg_keras[onnx]"` (onnx, onnxruntime,
-tf2onnx). Importing this module needs none of them.
+Two converters (`converter=`): "torch" saves the model to a temporary `.keras` file and
+converts it in a subprocess on Keras' torch backend (`vgg_keras._onnx_worker`; torch never
+loads into this TensorFlow process), holding ~5x the weights in memory (full VGG16 at 224:
+3.0 GB there, 4.8 GB with the caller); "tf2onnx" is Keras' `model.export(format="onnx")` on
+the TensorFlow backend in this process, ~40-50x the weights (full VGG16 does not fit in
+24 GB). "auto" (default) picks "torch" when torch is installed. Both need the "onnx" extra,
+`pip install "vgg_keras[onnx]"` (onnx, onnxruntime, tf2onnx), the torch route also
+`pip install "vgg_keras[torch]"`. Importing this module needs none of them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
+import importlib.util
+import json
 import logging
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from typing import Any, Callable, Iterator
 
@@ -25,38 +34,68 @@ import keras
 import numpy as np
 
 from vgg_keras import models as models_lib
+from vgg_keras import validation
 from vgg_keras.export import parity as parity_lib
 from vgg_keras.export import saved_model as saved_model_lib
 from vgg_keras.export import tflite as tflite_lib
 
-__all__ = ["INPUT_NAME", "OUTPUT_NAME", "export_onnx", "onnx_parity_report", "require_packages", "run_onnx"]
+__all__ = [
+    "CONVERTERS", "INPUT_NAME", "OUTPUT_NAME", "export_onnx", "onnx_parity_report", "require_packages",
+    "resolve_converter", "run_onnx",
+]
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
 EXPORT_PACKAGES = ("onnx", "tf2onnx", "onnxruntime")
 INSTALL_HINT = 'pip install "vgg_keras[onnx]"'
+CONVERTERS = ("auto", "torch", "tf2onnx")
+# What each converter needs in the environment, and how to install it.
+CONVERTER_PACKAGES = {
+    "tf2onnx": (EXPORT_PACKAGES, INSTALL_HINT),
+    "torch": (("onnx", "onnxruntime", "torch"), 'pip install "vgg_keras[onnx,torch]"'),
+}
+WORKER_MODULE = "vgg_keras._onnx_worker"
+STDERR_TAIL = 3000  # characters of the worker's stderr quoted in the error
 
 
-def require_packages(packages: tuple[str, ...] = EXPORT_PACKAGES, purpose: str = "ONNX export") -> None:
-    """Checks that the optional ONNX packages import, before any work is done.
+def require_packages(packages: tuple[str, ...] = EXPORT_PACKAGES, purpose: str = "ONNX export",
+                     install_hint: str = INSTALL_HINT) -> None:
+    """Checks that the optional ONNX packages are installed, before any work is done.
+
+    They are looked up, not imported (torch must not load into a TensorFlow process).
 
     Args:
-        packages: Module names to import.
+        packages: Module names to look up.
         purpose: What needs them (for the message).
+        install_hint: The install command (for the message).
 
     Raises:
         ImportError: Naming every missing package and the install command.
     """
-    missing = []
-    for name in packages:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            missing.append(name)
+    missing = [name for name in packages if importlib.util.find_spec(name) is None]
     if missing:
         raise ImportError(
-            f"{purpose} needs {', '.join(packages)}; missing: {', '.join(missing)}. Install them with {INSTALL_HINT}."
+            f"{purpose} needs {', '.join(packages)}; missing: {', '.join(missing)}. Install them with {install_hint}."
         )
+
+
+def resolve_converter(converter: str) -> str:
+    """The converter `export_onnx` uses: "auto" is "torch" when torch is installed, else "tf2onnx".
+
+    Args:
+        converter: One of `CONVERTERS`.
+
+    Returns:
+        "torch" or "tf2onnx".
+
+    Raises:
+        ValueError: For another name.
+    """
+    if converter not in CONVERTERS:
+        raise ValueError(f"converter={converter!r}; allowed: {', '.join(map(repr, CONVERTERS))}.")
+    if converter == "auto":
+        return "torch" if importlib.util.find_spec("torch") is not None else "tf2onnx"
+    return converter
 
 
 @contextlib.contextmanager
@@ -71,8 +110,14 @@ def _quiet_converter() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def _axis_names(data_format: str) -> tuple[str, ...]:
+    if data_format == "channels_first":
+        return ("batch", "channels", "height", "width")
+    return ("batch", "height", "width", "channels")
+
+
 def _name_tensors(path: str, data_format: str) -> None:
-    """Names the output `probabilities` and the unknown axes (batch, height, width), in place.
+    """Names the output `probabilities` and the unknown axes (batch, height, width), in place; checks the model.
 
     tf2onnx calls them `Identity:0` and `unk__N`; ONNX Runtime users read these names.
     """
@@ -83,9 +128,7 @@ def _name_tensors(path: str, data_format: str) -> None:
     for node in model.graph.node:
         node.output[:] = [OUTPUT_NAME if name == output.name else name for name in node.output]
     output.name = OUTPUT_NAME
-    axes = ("batch", "channels", "height", "width") if data_format == "channels_first" else (
-        "batch", "height", "width", "channels")
-    for axis, dim in zip(axes, model.graph.input[0].type.tensor_type.shape.dim):
+    for axis, dim in zip(_axis_names(data_format), model.graph.input[0].type.tensor_type.shape.dim):
         if not dim.HasField("dim_value"):
             dim.dim_param = axis
     output.type.tensor_type.shape.dim[0].dim_param = "batch"
@@ -101,6 +144,7 @@ def export_onnx(
     image_size: int | None = None,
     opset: int | None = None,
     overwrite: bool = False,
+    converter: str = "auto",
 ) -> str:
     """Converts a classifier to an `.onnx` file taking RGB [0, 255] images.
 
@@ -112,33 +156,104 @@ def export_onnx(
             size; any height and width for a conv head built without a fixed size).
         opset: ONNX opset version (default: the converter's).
         overwrite: Replace an existing file.
+        converter: "torch" (a subprocess on Keras' torch backend, ~5x the weights in memory),
+            "tf2onnx" (in this process, ~40-50x) or "auto" ("torch" when torch is installed).
 
     Returns:
         `output_path`. Input `images` float32 `[batch, height, width, 3]` (channels first
         for a channels-first model); output `probabilities` `[batch, classes]`.
 
     Raises:
-        ImportError: If onnx, tf2onnx or onnxruntime is missing (before any work).
+        ImportError: If a package the converter needs is missing (before any work).
         ValueError: For an existing file without `overwrite`, a model that is not a
-            vgg_keras classifier, or a bad `preprocessing`.
+            vgg_keras classifier, a bad `preprocessing`, an `image_size` the model cannot
+            take, an `opset` below 1, an unknown `converter`, or (torch) a model that
+            cannot be saved as `.keras`.
+        RuntimeError: If the torch converter's subprocess fails (its stderr's tail quoted).
     """
-    require_packages()
+    converter = resolve_converter(converter)
+    packages, install_hint = CONVERTER_PACKAGES[converter]
+    require_packages(packages, f"ONNX export (converter={converter!r})", install_hint)
+    if opset is not None:
+        validation.check_int("opset", opset)
     if os.path.exists(output_path) and not overwrite:
         raise ValueError(f"output_path={output_path!r} exists; pass overwrite=True to replace it.")
     model = saved_model_lib.as_keras_model(model)
+    description = models_lib.describe(model)
     rgb_model = tflite_lib.with_normalizer(model, preprocessing, image_size, variable_size=True)
-    spec = keras.InputSpec(shape=(None, *rgb_model.input_shape[1:]), dtype="float32", name=INPUT_NAME)
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
     partial = f"{output_path}.partial"  # renamed into place: an interrupted export leaves no half file
     try:
-        with _quiet_converter():
-            rgb_model.export(partial, format="onnx", verbose=False, input_signature=[spec], opset_version=opset)
-        _name_tensors(partial, models_lib.describe(model).data_format)
+        if converter == "torch":
+            _convert_with_torch(rgb_model, partial, description.base_size, description.data_format, opset)
+        else:
+            _convert_with_tf2onnx(rgb_model, partial, opset)
+        _name_tensors(partial, description.data_format)
         os.replace(partial, output_path)
     finally:
         if os.path.exists(partial):
             os.remove(partial)
     return output_path
+
+
+def _convert_with_tf2onnx(rgb_model: keras.Model, path: str, opset: int | None) -> None:
+    """Keras' own ONNX export on the TensorFlow backend (tf2onnx), in this process."""
+    spec = keras.InputSpec(shape=(None, *rgb_model.input_shape[1:]), dtype="float32", name=INPUT_NAME)
+    with _quiet_converter():
+        rgb_model.export(path, format="onnx", verbose=False, input_signature=[spec], opset_version=opset)
+
+
+def _convert_with_torch(rgb_model: keras.Model, path: str, base_size: int, data_format: str,
+                        opset: int | None) -> None:
+    """Saves `rgb_model` as `.keras` and converts it in a subprocess on Keras' torch backend.
+
+    The unknown axes stay symbolic (batch, and height and width of a conv head); the trace
+    runs on one image of the head's base size where the model's own size is unknown.
+    """
+    shape = (None, *rgb_model.input_shape[1:])
+    names = _axis_names(data_format)
+    spec = {
+        "sample_shape": [1 if axis == 0 else base_size if size is None else size for axis, size in enumerate(shape)],
+        "dynamic_axes": {str(axis): names[axis] for axis, size in enumerate(shape) if size is None},
+        "opset": opset,
+    }
+    with tempfile.TemporaryDirectory(prefix="vgg_keras_onnx_") as directory:
+        model_path = os.path.join(directory, "model.keras")
+        try:
+            rgb_model.save(model_path)
+        except Exception as error:  # e.g. a plain Python `preprocessing` function Keras cannot serialise
+            raise ValueError(
+                f"converter='torch' converts a saved copy of model {rgb_model.name!r}, and saving it failed "
+                f"({type(error).__name__}: {error}); pass a preprocessing layer or mode, or converter='tf2onnx'."
+            ) from error
+        run_worker(model_path, path, spec)
+
+
+def run_worker(model_path: str, output_path: str, spec: dict[str, Any]) -> None:
+    """Runs `vgg_keras._onnx_worker` with `KERAS_BACKEND=torch` on this vgg_keras.
+
+    Args:
+        model_path: The `.keras` file to convert.
+        output_path: The `.onnx` file to write.
+        spec: The worker's `sample_shape`, `dynamic_axes` and `opset`.
+
+    Raises:
+        RuntimeError: If the worker fails or writes no file, with its exit code and the
+            tail of its stderr.
+    """
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    python_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    # VGG_KERAS_DEFER_KERAS: `python -m` imports the vgg_keras package first; Keras loads only once
+    # the worker has checked its arguments.
+    env = dict(os.environ, KERAS_BACKEND="torch", PYTHONPATH=python_path, VGG_KERAS_DEFER_KERAS="1")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    command = [sys.executable, "-m", WORKER_MODULE, model_path, output_path, json.dumps(spec)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if result.returncode != 0 or not os.path.exists(output_path):
+        raise RuntimeError(
+            f"the torch ONNX converter ({WORKER_MODULE}) failed with exit code {result.returncode} on "
+            f"{model_path!r}; the end of its stderr:\n{result.stderr[-STDERR_TAIL:]}"
+        )
 
 
 def _session(onnx_path: str):
@@ -147,30 +262,34 @@ def _session(onnx_path: str):
     return onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
 
 
-def run_onnx(onnx_path: str, images: np.ndarray) -> tuple[np.ndarray, float]:
-    """Runs an ONNX classifier through ONNX Runtime (CPU) image by image.
+def run_onnx(onnx_path: str, images: np.ndarray, *, batch_size: int = 1) -> tuple[np.ndarray, float]:
+    """Runs an ONNX classifier through ONNX Runtime (CPU), `batch_size` images per call.
 
     Args:
         onnx_path: A file written by `export_onnx`.
         images: float32 RGB [0, 255] in the model's layout: `[N, height, width, 3]`
             (`[N, 3, height, width]` for a channels-first model).
+        batch_size: Images per `run` call (1: the latency of single requests).
 
     Returns:
-        (probabilities float32 `[N, classes]`, mean seconds per image of `run` at batch 1).
+        (probabilities float32 `[N, classes]`, mean seconds per image spent in `run`).
 
     Raises:
         ImportError: If onnxruntime is missing.
+        ValueError: For a `batch_size` below 1.
     """
+    validation.check_int("batch_size", batch_size)
     require_packages(("onnxruntime",), "run_onnx")
     session = _session(onnx_path)
     name = session.get_inputs()[0].name
+    images = np.asarray(images, dtype=np.float32)
     outputs, seconds = [], 0.0
-    for image in np.asarray(images, dtype=np.float32):
-        start = time.perf_counter()
-        result = session.run(None, {name: image[np.newaxis]})[0]
-        seconds += time.perf_counter() - start
-        outputs.append(result[0])
-    return np.stack(outputs), seconds / max(len(outputs), 1)
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size]
+        began = time.perf_counter()
+        outputs.append(session.run(None, {name: batch})[0])
+        seconds += time.perf_counter() - began
+    return np.concatenate(outputs), seconds / max(len(images), 1)
 
 
 def onnx_parity_report(

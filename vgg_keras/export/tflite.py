@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from vgg_keras import models as models_lib
+from vgg_keras import validation
 from vgg_keras.export import parity as parity_lib
 from vgg_keras.export import saved_model as saved_model_lib
 from vgg_keras.export.parity import format_report  # noqa: F401  (tflite.format_report before it was shared)
@@ -31,11 +32,25 @@ QUANTIZATIONS = ("float32", "float16", "dynamic_int8", "int8")
 DEFAULT_CALIBRATION_IMAGES = 100
 
 
+def _check_image_size(model: keras.Model, image_size: int, height: int | None, width: int | None) -> None:
+    """`image_size` must be the side of a fixed-size model, and at least the base size of any-size one."""
+    validation.check_int("image_size", image_size)
+    if height is not None and (height, width) != (image_size, image_size):
+        raise ValueError(f"image_size={image_size} for model {model.name!r}, which takes {height}x{width} images; "
+                         "allowed: None or that size (models.to_fully_convolutional(model) runs at any size).")
+    minimum = models_lib.describe(model).base_size
+    if height is None and image_size < minimum:
+        raise ValueError(f"image_size={image_size} for model {model.name!r}; allowed: None or >= {minimum} "
+                         "(its head's base size).")
+
+
 def _input_shape(model: keras.Model, image_size: int | None, variable_size: bool) -> tuple:
     """The input shape (no batch axis) of `with_normalizer`'s model, in `model`'s data format."""
     channels_first = models_lib.describe(model).data_format == "channels_first"
     shape = tuple(model.input_shape[1:])
     channels, height, width = (shape[0], *shape[1:]) if channels_first else (shape[2], *shape[:2])
+    if image_size is not None:
+        _check_image_size(model, image_size, height, width)
     if image_size is not None or not variable_size:
         height = width = saved_model_lib.base_size(model) if image_size is None else image_size
     return (channels, height, width) if channels_first else (height, width, channels)
@@ -61,12 +76,16 @@ def with_normalizer(model: keras.Model, preprocessing=None, image_size: int | No
         first for a channels-first model) and output probabilities `[None, classes]`.
 
     Raises:
-        ValueError: For a channels-first model with a normalisation to prepend (the
-            preprocessing layers normalise channels-last images).
+        ValueError: For a model without its classifier, an `image_size` the model cannot
+            take (not its fixed size, or below a conv head's base size), or a channels-first model with a
+            normalisation to prepend (the preprocessing layers normalise channels-last images).
     """
     model = saved_model_lib.as_keras_model(model)
     normalizer = saved_model_lib.resolve_normalizer(model, preprocessing)
     description = models_lib.describe(model)
+    if description.head is None:
+        raise ValueError(f"model {model.name!r} has no classifier (include_top=False); the TFLite and ONNX exports "
+                         "return class probabilities: build it with include_top=True.")
     if normalizer is not None and description.data_format == "channels_first":
         raise ValueError(
             f"preprocessing={preprocessing!r} for channels_first model {model.name!r}: a prepended normalisation "
