@@ -170,9 +170,9 @@ class TFLiteRunner:
     def __call__(self, images: np.ndarray) -> np.ndarray:
         outputs = []
         for image in images:
-            self.interpreter.set_tensor(self.source["index"], tflite_lib._quantize(image[np.newaxis], self.source))
+            self.interpreter.set_tensor(self.source["index"], tflite_lib.quantize(image[np.newaxis], self.source))
             self.interpreter.invoke()
-            outputs.append(tflite_lib._dequantize(self.interpreter.get_tensor(self.target["index"]), self.target))
+            outputs.append(tflite_lib.dequantize(self.interpreter.get_tensor(self.target["index"]), self.target))
         return np.concatenate(outputs)
 
 

@@ -26,7 +26,7 @@ from vgg_keras.export import parity as parity_lib
 from vgg_keras.export import saved_model as saved_model_lib
 from vgg_keras.export.parity import format_report  # noqa: F401  (tflite.format_report before it was shared)
 
-__all__ = ["QUANTIZATIONS", "export_tflite", "representative_images", "tflite_parity_report", "run_tflite"]
+__all__ = ["QUANTIZATIONS", "export_tflite", "representative_images", "tflite_parity_report", "run_tflite", "quantize", "dequantize"]
 
 QUANTIZATIONS = ("float32", "float16", "dynamic_int8", "int8")
 DEFAULT_CALIBRATION_IMAGES = 100
@@ -237,7 +237,16 @@ def _interpreter(tflite_path: str):
     return interpreter
 
 
-def _quantize(values: np.ndarray, detail: dict) -> np.ndarray:
+def quantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    """Float RGB values -> a TFLite input tensor's dtype (int8 for full-integer files).
+
+    Args:
+        values: float32 array for the input tensor.
+        detail: The interpreter's `get_input_details()` entry of that tensor.
+
+    Returns:
+        `values` in the tensor's dtype, quantised with its scale and zero point if it has one.
+    """
     scale, zero_point = detail["quantization"]
     if not scale:
         return values.astype(detail["dtype"])
@@ -245,7 +254,16 @@ def _quantize(values: np.ndarray, detail: dict) -> np.ndarray:
     return np.clip(np.round(values / scale + zero_point), info.min, info.max).astype(detail["dtype"])
 
 
-def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
+def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    """A TFLite output tensor's values -> float32, undoing its quantisation if it has one.
+
+    Args:
+        values: The array `get_tensor` returned.
+        detail: The interpreter's `get_output_details()` entry of that tensor.
+
+    Returns:
+        float32 array.
+    """
     scale, zero_point = detail["quantization"]
     values = values.astype(np.float32)
     return (values - zero_point) * scale if scale else values
@@ -266,11 +284,11 @@ def run_tflite(tflite_path: str, images: np.ndarray) -> tuple[np.ndarray, float]
     source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     outputs, seconds = [], 0.0
     for image in np.asarray(images, dtype=np.float32):
-        interpreter.set_tensor(source["index"], _quantize(image[np.newaxis], source))
+        interpreter.set_tensor(source["index"], quantize(image[np.newaxis], source))
         start = time.perf_counter()
         interpreter.invoke()
         seconds += time.perf_counter() - start
-        outputs.append(_dequantize(interpreter.get_tensor(target["index"]), target)[0])
+        outputs.append(dequantize(interpreter.get_tensor(target["index"]), target)[0])
     return np.stack(outputs), seconds / max(len(outputs), 1)
 
 
