@@ -19,8 +19,18 @@ EXTRAS = {
     # Every test runs in CI, none skipped: torchvision .pth parity and the conversion recipe
     # (torch, CPU is enough), JAX-backend models, the LPIPS reference, gRPC requests and the
     # models.config parse (tensorflow-serving-api), ONNX export. torch and torchvision are pinned as a pair.
-    "test": ["pytest>=7", "pillow", "jax", "jaxlib", "torch==2.14.1", "torchvision==0.29.1", "lpips",
-             "tensorflow-serving-api", *ONNX],
+    "test": [
+        "pytest>=7",
+        "pillow",
+        "jax",
+        "jaxlib",
+        "torch==2.14.1",
+        "torchvision==0.29.1",
+        "lpips",
+        "tensorflow-serving-api",
+        *ONNX,
+        "ruff==0.17.6",  # .ci/run checks formatting and lint; pinned, as each release formats a little differently
+    ],
 }
 
 setup(

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 
-def race(steps: Mapping[str, Callable[[], object]], rounds: int, items: int | None = None,
-         clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+def race(
+    steps: Mapping[str, Callable[[], object]],
+    rounds: int,
+    items: int | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, float]:
     """Times each step `rounds` times in alternating order; the median per step.
 
     Args:

@@ -1,4 +1,4 @@
-"""Deployment on this CPU: every format a vgg_keras classifier ships in, timed side by side.
+r"""Deployment on this CPU: every format a vgg_keras classifier ships in, timed side by side.
 
 Rows: Keras float32, Keras mixed bfloat16 (a second model with the policy and the same
 weights), the exported SavedModel's `predict_float` signature, TFLite float32 / float16 /
@@ -35,23 +35,22 @@ import contextlib
 import dataclasses
 import os
 import tempfile
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _timing import race  # noqa: E402  (benchmarks/ is the script's directory)
 
 import vgg_keras  # noqa: E402
-from _timing import race  # noqa: E402  (benchmarks/ is the script's directory)
 from vgg_keras.export import saved_model as saved_model_lib  # noqa: E402
 from vgg_keras.export import signatures as signatures_lib  # noqa: E402
 from vgg_keras.export import tflite as tflite_lib  # noqa: E402
 
 REFERENCE = "keras_float32"
-FORMATS = (REFERENCE, "keras_mixed_bfloat16", "saved_model", *(f"tflite_{q}" for q in tflite_lib.QUANTIZATIONS),
-           "onnx")
+FORMATS = (REFERENCE, "keras_mixed_bfloat16", "saved_model", *(f"tflite_{q}" for q in tflite_lib.QUANTIZATIONS), "onnx")
 FLOAT32_LAYERS = ("preprocessing", "predictions", "score_average", "predictions_activation", "probabilities")
 Predict = Callable[[np.ndarray], np.ndarray]
 Loader = Callable[[], "Deployment"]
@@ -119,8 +118,9 @@ def _keras_mixed_bfloat16(target: Target) -> Loader:
 
 
 def _saved_model(target: Target) -> Loader:
-    version_dir = saved_model_lib.export_saved_model(target.model, os.path.join(target.workdir, "savedmodels"),
-                                                     "deployment", update_config=False)
+    version_dir = saved_model_lib.export_saved_model(
+        target.model, os.path.join(target.workdir, "savedmodels"), "deployment", update_config=False
+    )
 
     def load() -> Deployment:
         signature = tf.saved_model.load(version_dir).signatures[signatures_lib.SIGNATURE_FLOAT]
@@ -141,12 +141,14 @@ def kernel_types(tflite_path: str) -> str:
     """
     interpreter = tf.lite.Interpreter(
         model_path=tflite_path,
-        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
     dtypes = {tensor["index"]: np.dtype(tensor["dtype"]).name for tensor in interpreter.get_tensor_details()}
     counts = collections.Counter(
         f"{op['op_name']} {dtypes.get(op['inputs'][0], '?')} x {dtypes.get(op['inputs'][1], '?')}"
         for op in interpreter._get_ops_details()  # pylint: disable=protected-access  (no public op listing)
-        if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED"))
+        if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED")
+    )
     return ", ".join(f"{kind}: {count}" for kind, count in sorted(counts.items()))
 
 
@@ -197,8 +199,9 @@ def xnnpack_coverage(interpreter: tf.lite.Interpreter) -> str:
             seen.add(tensor)
             inside.add(producer[tensor]["index"])
             stack.extend(int(t) for t in producer[tensor]["inputs"])
-    outside = collections.Counter(op["op_name"] for op in ops
-                                  if op["op_name"] != "DELEGATE" and op["index"] not in inside)
+    outside = collections.Counter(
+        op["op_name"] for op in ops if op["op_name"] != "DELEGATE" and op["index"] not in inside
+    )
     left = ", ".join(f"{name} x{count}" for name, count in sorted(outside.items())) or "none"
     return f"XNNPACK: {len(delegates)} partition(s), ops outside: {left}"
 
@@ -206,9 +209,14 @@ def xnnpack_coverage(interpreter: tf.lite.Interpreter) -> str:
 def _tflite(quantization: str) -> Callable[[Target], Loader]:
     def make(target: Target) -> Loader:
         path = os.path.join(target.workdir, f"{target.model.name}_{quantization}.tflite")
-        tflite_lib.export_tflite(target.model, path, quantization=quantization, overwrite=True,
-                                 representative_dataset=target.calibration if quantization == "int8" else None,
-                                 calibration_images=len(target.calibration))
+        tflite_lib.export_tflite(
+            target.model,
+            path,
+            quantization=quantization,
+            overwrite=True,
+            representative_dataset=target.calibration if quantization == "int8" else None,
+            calibration_images=len(target.calibration),
+        )
 
         def load() -> Deployment:
             runner = TFLiteRunner(path)
@@ -232,8 +240,10 @@ def _onnx(target: Target) -> Loader:
         options.intra_op_num_threads = os.cpu_count()
         session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
-        return Deployment(lambda images: session.run(None, {name: images})[0],
-                          f"onnxruntime {onnxruntime.__version__}, CPUExecutionProvider, dynamic batch")
+        return Deployment(
+            lambda images: session.run(None, {name: images})[0],
+            f"onnxruntime {onnxruntime.__version__}, CPUExecutionProvider, dynamic batch",
+        )
 
     return load
 
@@ -259,14 +269,16 @@ def deploy(target: Target, formats: Sequence[str]) -> dict[str, Deployment]:
     return {name: load() for name, load in loaders.items()}
 
 
-def speed(deployments: dict[str, Deployment], images: np.ndarray, batch_sizes: Sequence[int],
-          repeats: int) -> dict[int, dict[str, float]]:
+def speed(
+    deployments: dict[str, Deployment], images: np.ndarray, batch_sizes: Sequence[int], repeats: int
+) -> dict[int, dict[str, float]]:
     """Batch size -> format -> images/s, every format in one race per batch size."""
     rates = {}
     for batch in batch_sizes:
         x = images[:batch]
-        rates[batch] = race({name: (lambda d=d, x=x: d.predict(x)) for name, d in deployments.items()}, repeats,
-                            items=batch)
+        rates[batch] = race(
+            {name: (lambda d=d, x=x: d.predict(x)) for name, d in deployments.items()}, repeats, items=batch
+        )
     return rates
 
 
@@ -274,14 +286,16 @@ def agreement(deployments: dict[str, Deployment], images: np.ndarray, batch: int
     """Format -> (top-1 agreement, max |difference of probabilities|) with Keras float32."""
 
     def probabilities(deployment: Deployment) -> np.ndarray:
-        return np.concatenate([deployment.predict(images[i:i + batch]) for i in range(0, len(images), batch)])
+        return np.concatenate([deployment.predict(images[i : i + batch]) for i in range(0, len(images), batch)])
 
     expected = probabilities(deployments[REFERENCE])
     results = {}
     for name, deployment in deployments.items():
         actual = probabilities(deployment)
-        results[name] = (float(np.mean(actual.argmax(-1) == expected.argmax(-1))),
-                         float(np.abs(actual - expected).max()))
+        results[name] = (
+            float(np.mean(actual.argmax(-1) == expected.argmax(-1))),
+            float(np.abs(actual - expected).max()),
+        )
     return results
 
 
@@ -293,20 +307,34 @@ def tflite_probe(workdir: str, model_name: str, repeats: int) -> str:
     float32 on XNNPACK with threads = cores. Needs the float32, dynamic_int8 and int8 files.
     """
     without = tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    variants = {"XNNPACK": {}, "XNNPACK 1 thread": {"num_threads": 1},
-                "XNNPACK latest features": {"experimental_default_delegate_latest_features": True},
-                "builtin kernels, no XNNPACK": {"experimental_op_resolver_type": without}}
+    variants = {
+        "XNNPACK": {},
+        "XNNPACK 1 thread": {"num_threads": 1},
+        "XNNPACK latest features": {"experimental_default_delegate_latest_features": True},
+        "builtin kernels, no XNNPACK": {"experimental_op_resolver_type": without},
+    }
     # Not every pair: each interpreter holds its own packed copy of VGG16's weights.
-    pairs = {"float32": ("XNNPACK", "XNNPACK 1 thread"), "dynamic_int8": ("XNNPACK", "XNNPACK latest features"),
-             "int8": tuple(variants)}
-    runners = {f"{quantization}, {variant}": TFLiteRunner(os.path.join(workdir, f"{model_name}_{quantization}.tflite"),
-                                                          **variants[variant])
-               for quantization, names in pairs.items() for variant in names}
+    pairs = {
+        "float32": ("XNNPACK", "XNNPACK 1 thread"),
+        "dynamic_int8": ("XNNPACK", "XNNPACK latest features"),
+        "int8": tuple(variants),
+    }
+    runners = {
+        f"{quantization}, {variant}": TFLiteRunner(
+            os.path.join(workdir, f"{model_name}_{quantization}.tflite"), **variants[variant]
+        )
+        for quantization, names in pairs.items()
+        for variant in names
+    }
     size = runners["float32, XNNPACK"].source["shape"][1]
     image = np.random.default_rng(2).uniform(0, 255, (1, size, size, 3)).astype(np.float32)
     rates = race({name: (lambda r=runner: r(image)) for name, runner in runners.items()}, repeats, items=1)
-    lines = [f"{model_name}: TFLite at batch 1 under other runtimes (median of {repeats}, one race)", "",
-             "| file, runtime | img/s | vs float32 XNNPACK | graph |", "|---|---|---|---|"]
+    lines = [
+        f"{model_name}: TFLite at batch 1 under other runtimes (median of {repeats}, one race)",
+        "",
+        "| file, runtime | img/s | vs float32 XNNPACK | graph |",
+        "|---|---|---|---|",
+    ]
     for name, runner in runners.items():
         ratio = rates[name] / rates["float32, XNNPACK"]
         lines.append(f"| {name} | {rates[name]:.2f} | {ratio:.2f}x | {runner.xnnpack} |")
@@ -326,8 +354,12 @@ def trained_target(model_path: str, workdir: str, num_images: int, data_config: 
     resize = saved_model_lib.run_resize_size(model_path, size)
 
     def images(split: str) -> np.ndarray:
-        return tflite_lib.representative_images(data.get_source("builtin", split, config=data_config),
-                                                image_size=size, resize_size=resize, num_images=num_images)
+        return tflite_lib.representative_images(
+            data.get_source("builtin", split, config=data_config),
+            image_size=size,
+            resize_size=resize,
+            num_images=num_images,
+        )
 
     return Target(model, workdir, images("train")), images("validation")
 
@@ -335,8 +367,16 @@ def trained_target(model_path: str, workdir: str, num_images: int, data_config: 
 def speed_target(workdir: str, quick: bool) -> Target:
     """VGG16 at 224 with random weights (its normalisation inside), or a tiny VGG-A for --quick."""
     if quick:
-        model = vgg_keras.build("A", input_shape=(32, 32, 3), base_size=32, width_multiplier=1 / 16, fc_units=32,
-                                classes=12, include_preprocessing=True, name="vgg_a_tiny")
+        model = vgg_keras.build(
+            "A",
+            input_shape=(32, 32, 3),
+            base_size=32,
+            width_multiplier=1 / 16,
+            fc_units=32,
+            classes=12,
+            include_preprocessing=True,
+            name="vgg_a_tiny",
+        )
     else:
         model = vgg_keras.build("vgg16", include_preprocessing=True)
     size = model.input_shape[1]
@@ -351,13 +391,21 @@ def _ratio(rates: dict[str, float], name: str) -> str:
     return f"{rates[name] / rates[REFERENCE]:.2f}x" if REFERENCE in rates else "n/a"
 
 
-def table(title: str, rates: dict[int, dict[str, float]], agreed: dict[str, tuple[float, float]] | None,
-          deployments: dict[str, Deployment]) -> str:
+def table(
+    title: str,
+    rates: dict[int, dict[str, float]],
+    agreed: dict[str, tuple[float, float]] | None,
+    deployments: dict[str, Deployment],
+) -> str:
     """A markdown table: images/s and ratio per batch size, agreement, notes."""
     batches = list(rates)
     header = [f"img/s b{b} | vs f32 b{b}" for b in batches]
-    lines = [title, "", f"| format | {' | '.join(header)} | top-1 agree | max abs dp | notes |",
-             "|---|" + "---|---|" * len(batches) + "---|---|---|"]
+    lines = [
+        title,
+        "",
+        f"| format | {' | '.join(header)} | top-1 agree | max abs dp | notes |",
+        "|---|" + "---|---|" * len(batches) + "---|---|---|",
+    ]
     for name, deployment in deployments.items():
         cells = [f"{rates[b][name]:.2f} | {_ratio(rates[b], name)}" for b in batches]
         agree, diff = agreed[name] if agreed else (float("nan"), float("nan"))
@@ -386,13 +434,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_sizes", type=_int_list, default=[1, 8])
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds per format and batch size")
     parser.add_argument("--formats", type=_formats, default=list(FORMATS), help=", ".join(FORMATS))
-    parser.add_argument("--trained_model", default="",
-                        help="a trained run's model.keras (the quick start's) for agreement; --quick without it "
-                             "measures agreement on the random tiny model (a smoke run only)")
+    parser.add_argument(
+        "--trained_model",
+        default="",
+        help="a trained run's model.keras (the quick start's) for agreement; --quick without it "
+        "measures agreement on the random tiny model (a smoke run only)",
+    )
     parser.add_argument("--held_out", type=int, default=500, help="held-out validation images for agreement")
     parser.add_argument("--quick", action="store_true", help="tiny model, 32 px, few images: a smoke run")
-    parser.add_argument("--tflite_probe", action="store_true",
-                        help="also time each TFLite file at batch 1 with 1 thread, without XNNPACK, with its latest features")
+    parser.add_argument(
+        "--tflite_probe",
+        action="store_true",
+        help="also time each TFLite file at batch 1 with 1 thread, without XNNPACK, with its latest features",
+    )
     parser.add_argument("--workdir", default="", help="keep the exported files here (default: a temporary directory)")
     args = parser.parse_args(argv)
     if not args.trained_model and not args.quick:
@@ -413,13 +467,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         workdir = args.workdir or stack.enter_context(tempfile.TemporaryDirectory())
         speed_model = speed_target(os.path.join(workdir, "speed"), args.quick)
         if args.trained_model:
-            trained, images = trained_target(args.trained_model, os.path.join(workdir, "trained"), held_out,
-                                             "tiny" if args.quick else "default")
+            trained, images = trained_target(
+                args.trained_model, os.path.join(workdir, "trained"), held_out, "tiny" if args.quick else "default"
+            )
             deployments = deploy(trained, args.formats)
             agreed = agreement(deployments, images, agree_batch)
             trained_rates = speed(deployments, images, args.batch_sizes, args.repeats)
-            trained_title = (f"Trained model {trained.model.name!r} ({args.trained_model}), "
-                             f"{images.shape[1]} px: speed and agreement on {len(images)} held-out images")
+            trained_title = (
+                f"Trained model {trained.model.name!r} ({args.trained_model}), "
+                f"{images.shape[1]} px: speed and agreement on {len(images)} held-out images"
+            )
             # Printed at once: VGG16's conversions that follow need GBs of memory (ONNX: 12+ GB).
             print(f"\n{table(trained_title, trained_rates, agreed, deployments)}\n", flush=True)
             del deployments
@@ -432,8 +489,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         if agreed is None:
             agreed = agreement(deployments, images_speed.astype(np.float32), agree_batch)
         source = "random tiny model (smoke run)" if not args.trained_model else "the trained model above"
-        title = (f"{speed_model.model.name} at {size}x{size}, random init: images/s (median of {args.repeats}), "
-                 f"ratio vs Keras float32 in the same race; agreement from {source}; {os.cpu_count()} CPU cores")
+        title = (
+            f"{speed_model.model.name} at {size}x{size}, random init: images/s (median of {args.repeats}), "
+            f"ratio vs Keras float32 in the same race; agreement from {source}; {os.cpu_count()} CPU cores"
+        )
         speed_table = table(title, rates, agreed, deployments)
         del deployments
         probe = tflite_probe(speed_model.workdir, speed_model.model.name, args.repeats) if args.tflite_probe else ""

@@ -30,8 +30,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
 from _timing import race  # noqa: E402  (benchmarks/ is the script's directory)
+
 from vgg_keras import models  # noqa: E402
 from vgg_keras.data import crops as crops_lib  # noqa: E402
 from vgg_keras.evaluation import protocol  # noqa: E402
@@ -124,9 +124,15 @@ def _peers(runner, resized, crops):
     def matmul():
         tf.matmul(left, right).numpy()
 
-    return {"dense, 1 image / pass": dense, "dense, all images / pass": dense_batched,
-            "multi-crop, 1 image / pass": multicrop, "multi-crop, all images / pass": multicrop_batched,
-            "224 forward, batch 1": forward_224, "224 forward, batch 50": forward_224_x50, ROOF: matmul}
+    return {
+        "dense, 1 image / pass": dense,
+        "dense, all images / pass": dense_batched,
+        "multi-crop, 1 image / pass": multicrop,
+        "multi-crop, all images / pass": multicrop_batched,
+        "224 forward, batch 1": forward_224,
+        "224 forward, batch 50": forward_224_x50,
+        ROOF: matmul,
+    }
 
 
 def _loop_peers(model, runner, crops):
@@ -136,14 +142,17 @@ def _loop_peers(model, runner, crops):
 
     def keras_loop_one_scale():
         for stacks in crops:
-            np.mean([model(stacks[0][i:i + 1], training=False).numpy() for i in range(stacks[0].shape[0])], 0)
+            np.mean([model(stacks[0][i : i + 1], training=False).numpy() for i in range(stacks[0].shape[0])], 0)
 
     def runner_loop_one_scale():
         for stacks in crops:
-            np.mean([runner.posteriors(stacks[0][i:i + 1]).numpy() for i in range(stacks[0].shape[0])], 0)
+            np.mean([runner.posteriors(stacks[0][i : i + 1]).numpy() for i in range(stacks[0].shape[0])], 0)
 
-    return {"multi-crop, 50 crops batched": batched_one_scale, "naive loop, keras model per crop": keras_loop_one_scale,
-            "loop, compiled runner per crop": runner_loop_one_scale}
+    return {
+        "multi-crop, 50 crops batched": batched_one_scale,
+        "naive loop, keras model per crop": keras_loop_one_scale,
+        "loop, compiled runner per crop": runner_loop_one_scale,
+    }
 
 
 def _flops(runner, resized, count: int) -> dict[str, float]:
@@ -151,9 +160,15 @@ def _flops(runner, resized, count: int) -> dict[str, float]:
     dense = sum(2 * conv_flops(runner.layers, int(v.shape[0]), int(v.shape[1])) for views in resized for v in views)
     crop = conv_flops(runner.layers, CROP, CROP)
     multicrop = count * len(SCALES) * 2 * GRID * GRID * crop
-    return {"dense, 1 image / pass": dense, "dense, all images / pass": dense,
-            "multi-crop, 1 image / pass": multicrop, "multi-crop, all images / pass": multicrop,
-            "224 forward, batch 1": crop, "224 forward, batch 50": 2 * GRID * GRID * crop, ROOF: 2 * MATMUL**3}
+    return {
+        "dense, 1 image / pass": dense,
+        "dense, all images / pass": dense,
+        "multi-crop, 1 image / pass": multicrop,
+        "multi-crop, all images / pass": multicrop,
+        "224 forward, batch 1": crop,
+        "224 forward, batch 50": 2 * GRID * GRID * crop,
+        ROOF: 2 * MATMUL**3,
+    }
 
 
 def _print_tables(seconds, flops, count: int) -> None:
@@ -164,8 +179,10 @@ def _print_tables(seconds, flops, count: int) -> None:
         print(f"| {name} | {value:.3f} | {flops[name] / 1e9:.1f} | {rate / 1e9:.1f} | {100 * rate / roof:.0f} % |")
     print()
     ideal = flops["multi-crop, 1 image / pass"] / flops["dense, 1 image / pass"]
-    print("| images per pass | multi-crop / dense, measured | FLOP-proportional ideal | achieved fraction |\n"
-          "|---|---|---|---|")
+    print(
+        "| images per pass | multi-crop / dense, measured | FLOP-proportional ideal | achieved fraction |\n"
+        "|---|---|---|---|"
+    )
     for label, suffix in (("1", "1 image / pass"), (str(count), "all images / pass")):
         measured = seconds[f"multi-crop, {suffix}"] / seconds[f"dense, {suffix}"]
         print(f"| {label} | {measured:.2f}x | {ideal:.2f}x | {measured / ideal:.2f} |")
@@ -178,18 +195,24 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4, help="images (cycling through 4 shapes, both orientations)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--loops", action="store_true", help="also time crop-by-crop loops (slow)")
-    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
-                        help="wall time, or this process's CPU seconds (steadier on a loaded machine)")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall time, or this process's CPU seconds (steadier on a loaded machine)",
+    )
     args = parser.parse_args()
     model = models.build("D", weights=None, width_multiplier=args.width, fc_units=args.fc_units)
     runner = prepare_model(model)
     resized = _at_scales(_images(args.images))
     crops = [[crops_lib.multi_crop(view, CROP, GRID) for view in views] for views in resized]
     seconds = race(_peers(runner, resized, crops), args.rounds, clock=CLOCKS[args.clock])
-    print(f"\nVGG16 (config D) width {args.width}, fc {args.fc_units}, {args.images} images "
-          f"{list((SHAPES * args.images)[:args.images])}, Q={SCALES}, crop {CROP}, "
-          f"{args.clock} clock, median of {args.rounds} rounds, TF {tf.__version__}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}\n")
+    print(
+        f"\nVGG16 (config D) width {args.width}, fc {args.fc_units}, {args.images} images "
+        f"{list((SHAPES * args.images)[: args.images])}, Q={SCALES}, crop {CROP}, "
+        f"{args.clock} clock, median of {args.rounds} rounds, TF {tf.__version__}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}\n"
+    )
     _print_tables(seconds, _flops(runner, resized, args.images), args.images)
     if args.loops:
         loops = race(_loop_peers(model, runner, crops), args.rounds, clock=CLOCKS[args.clock])

@@ -59,8 +59,9 @@ def _finish(dataset: tf.data.Dataset, threads: int) -> tf.data.Dataset:
 
 
 def ours(source: sources.Source, threads: int) -> tf.data.Dataset:
-    return pipeline.train_dataset(source, batch_size=BATCH, crop_size=CROP,
-                                  scale=(S_MIN, S_MAX), shuffle_buffer=0, num_threads=threads)
+    return pipeline.train_dataset(
+        source, batch_size=BATCH, crop_size=CROP, scale=(S_MIN, S_MAX), shuffle_buffer=0, num_threads=threads
+    )
 
 
 def naive(source: sources.Source, threads: int, antialias: bool = True) -> tf.data.Dataset:
@@ -71,27 +72,26 @@ def naive(source: sources.Source, threads: int, antialias: bool = True) -> tf.da
             image = crops.resize_smallest_side(image, scale)
         else:
             size = tf.cast(tf.shape(image)[:2], tf.float32) * tf.cast(scale, tf.float32)
-            size = tf.cast(tf.round(size / tf.reduce_min(tf.cast(tf.shape(image)[:2], tf.float32))),
-                           tf.int32)
+            size = tf.cast(tf.round(size / tf.reduce_min(tf.cast(tf.shape(image)[:2], tf.float32))), tf.int32)
             image = tf.image.resize(tf.cast(image, tf.float32), tf.maximum(size, scale))
         image = tf.image.random_crop(image, [CROP, CROP, 3])
         image = augment.pca_color_shift(augment.random_flip(image))
         return image, ex["label"]
-    return _finish(source.dataset.repeat().map(example, num_parallel_calls=tf.data.AUTOTUNE),
-                   threads)
+
+    return _finish(source.dataset.repeat().map(example, num_parallel_calls=tf.data.AUTOTUNE), threads)
 
 
 def keras_cv_pipeline(source: sources.Source, threads: int) -> tf.data.Dataset:
     import keras_cv  # pylint: disable=import-outside-toplevel
-    jitter = keras_cv.layers.JitteredResize(
-        target_size=(CROP, CROP), scale_factor=(S_MIN / CROP, S_MAX / CROP))
+
+    jitter = keras_cv.layers.JitteredResize(target_size=(CROP, CROP), scale_factor=(S_MIN / CROP, S_MAX / CROP))
     flip = keras_cv.layers.RandomFlip("horizontal")
 
     def example(ex):
         image = tf.cast(crops.decode_image(ex["image"]), tf.float32)
         return flip(jitter(image)), ex["label"]
-    return _finish(source.dataset.repeat().map(example, num_parallel_calls=tf.data.AUTOTUNE),
-                   threads)
+
+    return _finish(source.dataset.repeat().map(example, num_parallel_calls=tf.data.AUTOTUNE), threads)
 
 
 def images_per_second(dataset: tf.data.Dataset, batches: int) -> float:
@@ -116,26 +116,36 @@ def main() -> None:
         # cached bytes: time decoding and augmentation, not the file system
         source = dataclasses.replace(folder, dataset=folder.dataset.cache())
         list(source.dataset)
-        builders = {"vgg_keras (decode_and_crop)": ours, "naive decode->resize->crop": naive,
-                    "naive, resize without antialias": lambda src, t: naive(src, t, False),
-                    "keras-cv JitteredResize": keras_cv_pipeline}
+        builders = {
+            "vgg_keras (decode_and_crop)": ours,
+            "naive decode->resize->crop": naive,
+            "naive, resize without antialias": lambda src, t: naive(src, t, False),
+            "keras-cv JitteredResize": keras_cv_pipeline,
+        }
         best = {(name, t): 0.0 for name in builders for t in (1, 2)}
         for _ in range(args.rounds):
             for threads in (1, 2):
                 for name, build in builders.items():
                     rate = images_per_second(build(source, threads), args.batches)
                     best[name, threads] = max(best[name, threads], rate)
-    print(f"\n{args.images} JPEGs 500x375, crop {CROP}, S in [{S_MIN}, {S_MAX}], batch {BATCH}, "
-          f"best of {args.rounds} rounds x {args.batches} batches\n")
-    header = ("pipeline", "1 thread img/s", "2 threads img/s", "img/s per thread (2)",
-              "1->2 scaling", "vgg_keras / this (2 threads)")
+    print(
+        f"\n{args.images} JPEGs 500x375, crop {CROP}, S in [{S_MIN}, {S_MAX}], batch {BATCH}, "
+        f"best of {args.rounds} rounds x {args.batches} batches\n"
+    )
+    header = (
+        "pipeline",
+        "1 thread img/s",
+        "2 threads img/s",
+        "img/s per thread (2)",
+        "1->2 scaling",
+        "vgg_keras / this (2 threads)",
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     reference = best["vgg_keras (decode_and_crop)", 2]
     for name in builders:
         one, two = best[name, 1], best[name, 2]
-        print(f"| {name} | {one:.0f} | {two:.0f} | {two / 2:.0f} | {two / one:.2f}x | "
-              f"{reference / two:.2f}x |")
+        print(f"| {name} | {one:.0f} | {two:.0f} | {two / 2:.0f} | {two / one:.2f}x | {reference / two:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from _timing import race  # noqa: E402  (benchmarks/ is the script's directory)
 
 import vgg_keras  # noqa: E402
-from _timing import race  # noqa: E402  (benchmarks/ is the script's directory)
 
 
 def _builders():
@@ -33,8 +33,9 @@ def _forward_step(model, images):
 
 
 def _train_step(model, images, labels):
-    model.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.9), loss="sparse_categorical_crossentropy",
-                  jit_compile=False)
+    model.compile(
+        optimizer=keras.optimizers.SGD(1e-3, momentum=0.9), loss="sparse_categorical_crossentropy", jit_compile=False
+    )
     return lambda: model.train_on_batch(images, labels)
 
 

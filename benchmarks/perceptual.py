@@ -30,8 +30,8 @@ import torch  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
 from _timing import race  # noqa: E402  (benchmarks/ is the script's directory)
+
 from vgg_keras import perceptual  # noqa: E402
 
 
@@ -86,7 +86,8 @@ def loss_table(batch: int, rounds: int) -> list[tuple[str, float]]:
         "MSE": "mse",
         "PerceptualLoss relu2_2": perceptual.PerceptualLoss(weights=None, value_range=(0, 1)),
         "PerceptualLoss relu1_2..relu4_3": perceptual.PerceptualLoss(
-            ["relu1_2", "relu2_2", "relu3_3", "relu4_3"], weights=None, value_range=(0, 1)),
+            ["relu1_2", "relu2_2", "relu3_3", "relu4_3"], weights=None, value_range=(0, 1)
+        ),
     }
     steps = {}
     for name, loss in losses.items():

@@ -25,9 +25,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _timing import race  # noqa: E402  (benchmarks/ is the script's directory)
 
 import vgg_keras  # noqa: E402
-from _timing import race  # noqa: E402  (benchmarks/ is the script's directory)
 from vgg_keras.data import crops, testing  # noqa: E402
 from vgg_keras.export import saved_model, signatures  # noqa: E402
 
@@ -105,10 +105,14 @@ def main() -> None:
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
     rows = [row for name in args.models.split(",") for row in run(name, batches, args.rounds)]
-    print(f"\nTime / bare compiled model's time (same images, already cropped), median of {args.rounds} rounds;"
-          " the last two columns against the SavedModel's own model call (predict_float)")
-    print(f"| model | batch | bare ms | bare img/s | {XLA} | {BYTES} (bytes) | {TENSOR} (uint8) | {FLOAT} (float) "
-          f"| bytes / float | uint8 / float | target (bytes, uint8) |")
+    print(
+        f"\nTime / bare compiled model's time (same images, already cropped), median of {args.rounds} rounds;"
+        " the last two columns against the SavedModel's own model call (predict_float)"
+    )
+    print(
+        f"| model | batch | bare ms | bare img/s | {XLA} | {BYTES} (bytes) | {TENSOR} (uint8) | {FLOAT} (float) "
+        f"| bytes / float | uint8 / float | target (bytes, uint8) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, batch, seconds in rows:
         bare, own = seconds["bare"], seconds[FLOAT]
@@ -116,6 +120,7 @@ def main() -> None:
         own_ratios = " | ".join(f"{seconds[key] / own:.2f}" for key in (BYTES, TENSOR))
         target = f"<= {TARGETS[name]:.2f} at batch 8" if batch == 8 else ""
         print(f"| {name} | {batch} | {bare * 1e3:.1f} | {batch / bare:.1f} | {ratios} | {own_ratios} | {target} |")
+
 
 if __name__ == "__main__":
     main()

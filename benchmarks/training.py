@@ -67,8 +67,7 @@ def _keras_model(config):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.training.precision)
     try:
-        model = keras.applications.VGG16(weights=None, input_shape=(config.data.crop_size,) * 2 + (3,),
-                                         classes=CLASSES)
+        model = keras.applications.VGG16(weights=None, input_shape=(config.data.crop_size,) * 2 + (3,), classes=CLASSES)
     finally:
         keras.config.set_dtype_policy(previous)
     # As the Keras mixed-precision guide advises and the recipe does: a float32 output layer
@@ -162,8 +161,13 @@ def _resume_race(args) -> tuple[float, float]:
         trainer._fit(model, strategy, data, config, [], 0, steps_per_epoch, lambda: False)
 
     def one_stream():
-        model.fit(data.train_fn(None, 0), validation_data=data.eval_fn(None), epochs=epochs,
-                  steps_per_epoch=steps_per_epoch, verbose=0)
+        model.fit(
+            data.train_fn(None, 0),
+            validation_data=data.eval_fn(None),
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            verbose=0,
+        )
 
     sides = {"per_epoch": per_epoch, "one_stream": one_stream}
     for side in sides.values():
@@ -180,15 +184,20 @@ def _resume_race(args) -> tuple[float, float]:
 def _resume_table(args) -> None:
     keras.backend.clear_session()
     exact, plain = _resume_race(args)
-    print(f"\nExact resume: {args.resume_epochs} epochs x {args.resume_steps} steps + validation, VGG-A 1/4 width, "
-          f"32 px, batch 16, median of {args.rounds} rounds\n")
+    print(
+        f"\nExact resume: {args.resume_epochs} epochs x {args.resume_steps} steps + validation, VGG-A 1/4 width, "
+        f"32 px, batch 16, median of {args.rounds} rounds\n"
+    )
     # The cost is per epoch (a new `fit` and input stream), so it shrinks with the epoch's length.
     overhead = args.resume_steps * (1 / exact - 1 / plain)
     print("| data order | steps/s | ratio | extra seconds per epoch |")
     print("|---|---|---|---|")
     print(f"| one repeating stream (not resumable exactly) | {plain:.2f} | 1.00 | - |")
-    print(f"| per-epoch seeded streams, one fit per epoch (the trainer) | {exact:.2f} | {exact / plain:.3f} "
-          f"| {overhead:.3f} |", flush=True)
+    print(
+        f"| per-epoch seeded streams, one fit per epoch (the trainer) | {exact:.2f} | {exact / plain:.3f} "
+        f"| {overhead:.3f} |",
+        flush=True,
+    )
 
 
 def _backup_seconds(args) -> tuple[float, float, float]:
@@ -211,8 +220,10 @@ def _backup_seconds(args) -> tuple[float, float, float]:
 
 def _backup_table(args, step_seconds: float | None) -> None:
     backup_s, millions, size = _backup_seconds(args)
-    print(f"\nBackup of VGG16 (224 px, {millions:.0f}M parameters; weights + momentum {size:.2f} GiB), "
-          f"median of {args.backup_rounds}, in {args.backup_dir or tempfile.gettempdir()}\n")
+    print(
+        f"\nBackup of VGG16 (224 px, {millions:.0f}M parameters; weights + momentum {size:.2f} GiB), "
+        f"median of {args.backup_rounds}, in {args.backup_dir or tempfile.gettempdir()}\n"
+    )
     print("| backup s | training step s (first variant above) | overhead at --backup_every_steps 100 / 500 / 2000 |")
     print("|---|---|---|")
     if step_seconds:
@@ -236,8 +247,10 @@ def main() -> None:
     parser.add_argument("--backup_rounds", type=int, default=3)
     parser.add_argument("--backup_dir", default=None, help="where backups are written (default: the temp dir)")
     args = parser.parse_args()
-    print(f"VGG16 training step, {args.size}x{args.size} input, batch {args.batch}, {args.steps} steps x "
-          f"{args.rounds} rounds, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n")
+    print(
+        f"VGG16 training step, {args.size}x{args.size} input, batch {args.batch}, {args.steps} steps x "
+        f"{args.rounds} rounds, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n"
+    )
     tables = {"steps", "resume", "backup"} if args.tables == "all" else set(args.tables.split(","))
     step_seconds = _step_table(args) if "steps" in tables else None
     if "resume" in tables:

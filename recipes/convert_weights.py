@@ -24,8 +24,12 @@ _ARCH = flags.DEFINE_string("arch", None, "Model name or paper letter: vgg11 ...
 _OUTPUT = flags.DEFINE_string("output", None, "Output path prefix: writes <output>.weights.h5 and <output>.keras.")
 _HEAD = flags.DEFINE_enum("head", "dense", ["dense", "conv"], "Classifier form of the saved model.")
 _ACTIVATION = flags.DEFINE_enum("classifier_activation", "softmax", ["softmax", "none"], "Top-layer activation.")
-_PREPROCESSING = flags.DEFINE_enum("preprocessing", None, ["caffe", "torch", "mean_rgb"],
-                                   "The weights' normalisation (default: detected from the file).")
+_PREPROCESSING = flags.DEFINE_enum(
+    "preprocessing",
+    None,
+    ["caffe", "torch", "mean_rgb"],
+    "The weights' normalisation (default: detected from the file).",
+)
 _COMPARE = flags.DEFINE_bool("compare", True, "Compare with the source model when its framework is installed.")
 _WIDTH = flags.DEFINE_float("width_multiplier", None, "Conv width multiplier for non-standard files.")
 _FC_UNITS = flags.DEFINE_integer("fc_units", None, "fc1/fc2 width for non-standard files.")
@@ -42,8 +46,12 @@ def main(argv):
     del argv
     from vgg_keras.tools import convert  # pylint: disable=import-outside-toplevel  # TensorFlow: after check()
 
-    extra = {"width_multiplier": _WIDTH.value, "fc_units": _FC_UNITS.value, "classes": _CLASSES.value,
-             "base_size": _BASE_SIZE.value}
+    extra = {
+        "width_multiplier": _WIDTH.value,
+        "fc_units": _FC_UNITS.value,
+        "classes": _CLASSES.value,
+        "base_size": _BASE_SIZE.value,
+    }
     result = convert.convert_weights(
         _SOURCE.value,
         _ARCH.value,

@@ -25,12 +25,15 @@ from absl import flags
 from vgg_keras import cli, preflight
 
 _MODEL = flags.DEFINE_multi_string(
-    "model", None, "Model file (.keras/.h5) or name (vgg16, D, ...); repeat for an ensemble.")
+    "model", None, "Model file (.keras/.h5) or name (vgg16, D, ...); repeat for an ensemble."
+)
 _DATASET = flags.DEFINE_string(
-    "dataset", "builtin", "Source: builtin, vgg_shapes/tiny, folder:/path, tfrecord:/glob or a TFDS name.")
+    "dataset", "builtin", "Source: builtin, vgg_shapes/tiny, folder:/path, tfrecord:/glob or a TFDS name."
+)
 _SPLIT = flags.DEFINE_string("split", "validation", "Split to evaluate.")
-_METHODS = flags.DEFINE_list("methods", ["dense", "multicrop", "dense+multicrop"],
-                             "Any of center, dense, multicrop, dense+multicrop.")
+_METHODS = flags.DEFINE_list(
+    "methods", ["dense", "multicrop", "dense+multicrop"], "Any of center, dense, multicrop, dense+multicrop."
+)
 _SCALES = flags.DEFINE_list("scales", ["256", "384", "512"], "Test scales Q (smallest image side).")
 _CROP = flags.DEFINE_integer("crop_size", 224, "Crop size for centre and multi-crop evaluation.")
 _GRID = flags.DEFINE_integer("grid", 5, "Multi-crop grid side (5 in the paper).")
@@ -38,7 +41,8 @@ _FLIP = flags.DEFINE_bool("flip", True, "Average with horizontal flips.")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Images per batch.")
 _MAX = flags.DEFINE_integer("max_examples", None, "Evaluate only the first N images.")
 _PREPROCESSING = flags.DEFINE_string(
-    "preprocessing", None, "Normalisation for models without a preprocessing layer: caffe, torch or mean_rgb.")
+    "preprocessing", None, "Normalisation for models without a preprocessing layer: caffe, torch or mean_rgb."
+)
 _TRAIN_SCALE = flags.DEFINE_string("train_scale", None, "Training scale S for the table, e.g. 256 or 256,512.")
 _OUTPUT = flags.DEFINE_string("output_dir", None, "Where to write the reports.")
 flags.mark_flags_as_required(["model"])
@@ -70,14 +74,24 @@ def main(argv):
     from vgg_keras import data, evaluation
     from vgg_keras.evaluation import load_model
 
-    source = data.get_source(_DATASET.value, _SPLIT.value, data_dir=shared_flags.DATA_DIR.value,
-                             manual_dir=shared_flags.MANUAL_DIR.value)
+    source = data.get_source(
+        _DATASET.value, _SPLIT.value, data_dir=shared_flags.DATA_DIR.value, manual_dir=shared_flags.MANUAL_DIR.value
+    )
     build_kwargs = shared_flags.build_kwargs(classes=source.num_classes)
     models = [load_model(spec, **build_kwargs) for spec in _MODEL.value]
     report = evaluation.evaluate(
-        models, source, methods=_METHODS.value, scales=cli.integers("scales", _SCALES.value), crop_size=_CROP.value,
-        flip=_FLIP.value, grid=_GRID.value, batch_size=_BATCH.value, preprocess=_preprocess(),
-        max_examples=_MAX.value, output_dir=_OUTPUT.value, train_scale=_train_scale(),
+        models,
+        source,
+        methods=_METHODS.value,
+        scales=cli.integers("scales", _SCALES.value),
+        crop_size=_CROP.value,
+        flip=_FLIP.value,
+        grid=_GRID.value,
+        batch_size=_BATCH.value,
+        preprocess=_preprocess(),
+        max_examples=_MAX.value,
+        output_dir=_OUTPUT.value,
+        train_scale=_train_scale(),
     )
     print(report.to_markdown())
 

@@ -79,8 +79,9 @@ def _image_files(entries: list[str]) -> list[str]:
     files = []
     for entry in entries:
         if os.path.isdir(entry):
-            found = sorted(os.path.join(entry, name) for name in os.listdir(entry)
-                           if name.lower().endswith(IMAGE_EXTENSIONS))
+            found = sorted(
+                os.path.join(entry, name) for name in os.listdir(entry) if name.lower().endswith(IMAGE_EXTENSIONS)
+            )
             if not found:
                 raise app.UsageError(f"--images folder {entry!r} holds no {', '.join(IMAGE_EXTENSIONS)} file.")
             files.extend(found)
@@ -136,9 +137,13 @@ def _explain_images(model, files: list[str], output_dir: str) -> None:
         image = _read_image(path, model)
         label = int(explain.target_classes(model, image[None], _CLASS_INDEX.value)[0])
         heatmap = explain.explain(model, image, _METHOD.value, label, **kwargs)
-        picture = np.concatenate([np.round(image).astype(np.uint8),
-                                  explain.overlay(image, heatmap, alpha=_ALPHA.value, colormap=_COLORMAP.value)],
-                                 axis=1)
+        picture = np.concatenate(
+            [
+                np.round(image).astype(np.uint8),
+                explain.overlay(image, heatmap, alpha=_ALPHA.value, colormap=_COLORMAP.value),
+            ],
+            axis=1,
+        )
         stem = os.path.splitext(os.path.basename(path))[0]
         written = explain.save_png(picture, os.path.join(output_dir, f"{stem}_{_METHOD.value}.png"))
         print(f"{path}: class {label} (p={_probability(model, image, label):.3f}) -> {written}")
@@ -150,15 +155,24 @@ def _pointing_game(model, output_dir: str | None) -> None:
     from vgg_keras import data, explain  # pylint: disable=import-outside-toplevel
 
     source = data.get_source("builtin", "validation", data_dir=_DATA_DIR.value)
-    kwargs = {"method": _METHOD.value, "scale": _SCALE.value, "tolerance": _TOLERANCE.value,
-              "max_examples": _MAX_EXAMPLES.value, **_method_kwargs()}
+    kwargs = {
+        "method": _METHOD.value,
+        "scale": _SCALE.value,
+        "tolerance": _TOLERANCE.value,
+        "max_examples": _MAX_EXAMPLES.value,
+        **_method_kwargs(),
+    }
     keras.utils.set_random_seed(0)
-    results = {"trained": explain.pointing_game(model, source, **kwargs),
-               "random init": explain.pointing_game(keras.models.clone_model(model), source, **kwargs)}
+    results = {
+        "trained": explain.pointing_game(model, source, **kwargs),
+        "random init": explain.pointing_game(keras.models.clone_model(model), source, **kwargs),
+    }
     print("| model | method | layer | pointing accuracy | centre baseline | images |\n|---|---|---|---|---|---|")
     for name, result in results.items():
-        print(f"| {name} | {result.method} | {result.layer or '-'} | {result.accuracy:.3f} | "
-              f"{result.center_accuracy:.3f} | {result.num_images} |")
+        print(
+            f"| {name} | {result.method} | {result.layer or '-'} | {result.accuracy:.3f} | "
+            f"{result.center_accuracy:.3f} | {result.num_images} |"
+        )
     if output_dir:
         os.makedirs(output_dir, exist_ok=True)
         with open(os.path.join(output_dir, "pointing_game.json"), "w", encoding="utf-8") as file:

@@ -40,27 +40,46 @@ _NAME = flags.DEFINE_string("model_name", None, "Serving name and directory (def
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: next free; never overwritten).")
 _MODE = flags.DEFINE_enum("mode", "center", list(SERVING_MODES), "center crop or dense (whole image) evaluation.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Centre-crop side (default: the head's base size).")
-_RESIZE = flags.DEFINE_integer("resize_size", None, "Smallest side before cropping (default: the training run's "
-                               "eval_scale from config.json beside --model, else 256/224 of the crop).")
+_RESIZE = flags.DEFINE_integer(
+    "resize_size",
+    None,
+    "Smallest side before cropping (default: the training run's "
+    "eval_scale from config.json beside --model, else 256/224 of the crop).",
+)
 _TOP_K = flags.DEFINE_integer("top_k", None, "Classes in the top-k outputs (default: 5, fewer for fewer classes).")
 _PREPROCESSING = flags.DEFINE_string(
-    "preprocessing", None, "Normalisation: caffe, torch, mean_rgb or none; needed for model files without a "
-    "preprocessing layer (a model given by name takes its weights' mode by default).")
+    "preprocessing",
+    None,
+    "Normalisation: caffe, torch, mean_rgb or none; needed for model files without a "
+    "preprocessing layer (a model given by name takes its weights' mode by default).",
+)
 _FLOAT_SIGNATURE = flags.DEFINE_bool("float_signature", True, "Add the predict_float signature.")
-_FORMATS = flags.DEFINE_list("formats", ["savedmodel"], "Exports to write, any of: savedmodel (TF Serving), tflite, "
-                             "onnx.")
-_TFLITE = flags.DEFINE_list("tflite", [], "TFLite modes to convert: any of vgg_keras.export.tflite.QUANTIZATIONS "
-                            "(default with --formats=...,tflite: float32); giving it selects the tflite format.")
+_FORMATS = flags.DEFINE_list(
+    "formats", ["savedmodel"], "Exports to write, any of: savedmodel (TF Serving), tflite, onnx."
+)
+_TFLITE = flags.DEFINE_list(
+    "tflite",
+    [],
+    "TFLite modes to convert: any of vgg_keras.export.tflite.QUANTIZATIONS "
+    "(default with --formats=...,tflite: float32); giving it selects the tflite format.",
+)
 _TFLITE_DIR = flags.DEFINE_string("tflite_dir", "savedmodels/tflite", "Where to write .tflite files and reports.")
 _ONNX_DIR = flags.DEFINE_string("onnx_dir", "savedmodels/onnx", "Where to write the .onnx file and its report.")
 _ONNX_OPSET = flags.DEFINE_integer("onnx_opset", None, "ONNX opset version (default: the converter's).")
 # vgg_keras.export.onnx.CONVERTERS (a test keeps them equal), here to check the flag before TensorFlow loads.
 ONNX_CONVERTERS = ("auto", "torch", "tf2onnx")
 _ONNX_CONVERTER = flags.DEFINE_enum(
-    "onnx_converter", "auto", list(ONNX_CONVERTERS), "torch: a subprocess on Keras' torch backend (~5x the weights "
-    "in memory); tf2onnx: in this process (~40-50x); auto: torch when installed.")
-_DATASET = flags.DEFINE_string("dataset", None, "Source for class names, calibration and parity images "
-                               "(builtin, folder:/path, tfrecord:/glob or a TFDS name).")
+    "onnx_converter",
+    "auto",
+    list(ONNX_CONVERTERS),
+    "torch: a subprocess on Keras' torch backend (~5x the weights "
+    "in memory); tf2onnx: in this process (~40-50x); auto: torch when installed.",
+)
+_DATASET = flags.DEFINE_string(
+    "dataset",
+    None,
+    "Source for class names, calibration and parity images (builtin, folder:/path, tfrecord:/glob or a TFDS name).",
+)
 _SPLIT = flags.DEFINE_string("split", "validation", "Held-out split for the parity reports.")
 _CALIBRATION_SPLIT = flags.DEFINE_string("calibration_split", "train", "Split for int8 calibration images.")
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 100, "Images for calibration and for each parity report.")
@@ -87,16 +106,16 @@ def check():
         given = "--tflite" if converted == ["tflite"] and _TFLITE.value else f"--formats={','.join(converted)}"
         raise app.UsageError(f"{given} needs --dataset (held-out images for the parity reports).")
     if _DATASET.value:
-        preflight.check_source(_DATASET.value, _SPLIT.value, shared_flags.DATA_DIR.value,
-                                shared_flags.MANUAL_DIR.value)
+        preflight.check_source(_DATASET.value, _SPLIT.value, shared_flags.DATA_DIR.value, shared_flags.MANUAL_DIR.value)
 
 
 def _held_out(model, source_fn, resize_size, split: str):
     from vgg_keras.export import saved_model, tflite  # pylint: disable=import-outside-toplevel
 
     size = _IMAGE_SIZE.value or saved_model.base_size(model)
-    return tflite.representative_images(source_fn(split), image_size=size, resize_size=resize_size,
-                                        num_images=_NUM_IMAGES.value)
+    return tflite.representative_images(
+        source_fn(split), image_size=size, resize_size=resize_size, num_images=_NUM_IMAGES.value
+    )
 
 
 def _export_tflite(model, source_fn, resize_size, preprocessing) -> None:
@@ -109,8 +128,15 @@ def _export_tflite(model, source_fn, resize_size, preprocessing) -> None:
     for quantization in modes:
         path = os.path.join(_TFLITE_DIR.value, f"{name}_{quantization}.tflite")
         print(f"--- {quantization}: {path}")
-        tflite.export_tflite(model, path, quantization=quantization, representative_dataset=calibration,
-                             preprocessing=preprocessing, image_size=_IMAGE_SIZE.value, overwrite=True)
+        tflite.export_tflite(
+            model,
+            path,
+            quantization=quantization,
+            representative_dataset=calibration,
+            preprocessing=preprocessing,
+            image_size=_IMAGE_SIZE.value,
+            overwrite=True,
+        )
         tflite.tflite_parity_report(model, path, held_out, preprocessing=preprocessing)
 
 
@@ -119,10 +145,18 @@ def _export_onnx(model, source_fn, resize_size, preprocessing) -> None:
 
     path = os.path.join(_ONNX_DIR.value, f"{_NAME.value or model.name}.onnx")
     print(f"--- onnx: {path}")
-    onnx.export_onnx(model, path, preprocessing=preprocessing, image_size=_IMAGE_SIZE.value, opset=_ONNX_OPSET.value,
-                     overwrite=True, converter=_ONNX_CONVERTER.value)
-    onnx.onnx_parity_report(model, path, _held_out(model, source_fn, resize_size, _SPLIT.value),
-                            preprocessing=preprocessing)
+    onnx.export_onnx(
+        model,
+        path,
+        preprocessing=preprocessing,
+        image_size=_IMAGE_SIZE.value,
+        opset=_ONNX_OPSET.value,
+        overwrite=True,
+        converter=_ONNX_CONVERTER.value,
+    )
+    onnx.onnx_parity_report(
+        model, path, _held_out(model, source_fn, resize_size, _SPLIT.value), preprocessing=preprocessing
+    )
 
 
 def main(argv):
@@ -135,18 +169,33 @@ def main(argv):
     if "onnx" in formats:  # before any export is written
         packages, install_hint = onnx.CONVERTER_PACKAGES[onnx.resolve_converter(_ONNX_CONVERTER.value)]
         onnx.require_packages(packages, "--formats=onnx", install_hint)
-    source_fn = (lambda split: data.get_source(_DATASET.value, split, data_dir=shared_flags.DATA_DIR.value,
-                                               manual_dir=shared_flags.MANUAL_DIR.value)
-                 ) if _DATASET.value else None
+    source_fn = (
+        (
+            lambda split: data.get_source(
+                _DATASET.value, split, data_dir=shared_flags.DATA_DIR.value, manual_dir=shared_flags.MANUAL_DIR.value
+            )
+        )
+        if _DATASET.value
+        else None
+    )
     source = source_fn(_SPLIT.value) if source_fn else None
     build_kwargs = shared_flags.build_kwargs(classes=source.num_classes if source else 1000)
     model, preprocessing = saved_model.load_for_export(_MODEL.value, _PREPROCESSING.value, **build_kwargs)
     resize_size = _RESIZE.value or saved_model.run_resize_size(_MODEL.value, _IMAGE_SIZE.value)
     if "savedmodel" in formats:
         version_dir = saved_model.export_saved_model(
-            model, _EXPORT_ROOT.value, _NAME.value, _VERSION.value, mode=_MODE.value, image_size=_IMAGE_SIZE.value,
-            resize_size=resize_size, top_k=_TOP_K.value, class_names=source.class_names if source else None,
-            preprocessing=preprocessing, include_float_signature=_FLOAT_SIGNATURE.value)
+            model,
+            _EXPORT_ROOT.value,
+            _NAME.value,
+            _VERSION.value,
+            mode=_MODE.value,
+            image_size=_IMAGE_SIZE.value,
+            resize_size=resize_size,
+            top_k=_TOP_K.value,
+            class_names=source.class_names if source else None,
+            preprocessing=preprocessing,
+            include_float_signature=_FLOAT_SIGNATURE.value,
+        )
         print(f"SavedModel: {version_dir}")
     if "tflite" in formats:
         _export_tflite(model, source_fn, resize_size, preprocessing)

@@ -23,17 +23,28 @@ from vgg_keras.training import config as config_lib
 from vgg_keras.training import finetune_config as finetune_config_lib
 
 _CONFIG, _WORKDIR = run_flags.define_run_flags("Fine-tuning config file (recipes/configs/finetune*.py).")
-_SOURCE = flags.DEFINE_string("source", None, "Shortcut for --config.finetune.source: a weights tag "
-                              "(imagenet, imagenet-keras, imagenet-torchvision), a weights file or a .keras model.")
+_SOURCE = flags.DEFINE_string(
+    "source",
+    None,
+    "Shortcut for --config.finetune.source: a weights tag "
+    "(imagenet, imagenet-keras, imagenet-torchvision), a weights file or a .keras model.",
+)
 _DATA = flags.DEFINE_string("data", None, "Shortcut for --config.data.name, e.g. folder:/path/to/train.")
-_UNFREEZE = flags.DEFINE_string("unfreeze", None, "Shortcut for --config.finetune.unfreeze: 'all' or "
-                                "comma-separated block1 ... block5, fc.")
+_UNFREEZE = flags.DEFINE_string(
+    "unfreeze", None, "Shortcut for --config.finetune.unfreeze: 'all' or comma-separated block1 ... block5, fc."
+)
 _HEAD = flags.DEFINE_enum("head", None, list(finetune_config_lib.HEADS), "Shortcut for --config.finetune.head.")
-_PRECISION = flags.DEFINE_enum("precision", None, list(config_lib.PRECISIONS),
-                               "Shortcut for --config.training.precision.")
-_SHORTCUTS = (("finetune", "source", _SOURCE), ("data", "name", _DATA), ("finetune", "unfreeze", _UNFREEZE),
-              ("finetune", "head", _HEAD), ("training", "strategy", run_flags.STRATEGY),
-              ("training", "precision", _PRECISION))
+_PRECISION = flags.DEFINE_enum(
+    "precision", None, list(config_lib.PRECISIONS), "Shortcut for --config.training.precision."
+)
+_SHORTCUTS = (
+    ("finetune", "source", _SOURCE),
+    ("data", "name", _DATA),
+    ("finetune", "unfreeze", _UNFREEZE),
+    ("finetune", "head", _HEAD),
+    ("training", "strategy", run_flags.STRATEGY),
+    ("training", "precision", _PRECISION),
+)
 
 
 def _config():
@@ -48,7 +59,7 @@ def check():
         preflight.check_file("config.finetune.source", source)
     d = config.data
     if d.name.startswith("folder:"):
-        preflight.check_folder("config.data.name", d.name[len("folder:"):])
+        preflight.check_folder("config.data.name", d.name[len("folder:") :])
 
 
 def main(argv):

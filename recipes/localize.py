@@ -25,8 +25,10 @@ flags.mark_flags_as_required(["config", "workdir"])
 def check():
     config = _CONFIG.value
     if not os.path.isfile(config.classifier):
-        raise app.UsageError(f"config.classifier={config.classifier!r} does not exist; train one first "
-                             "(python recipes/train.py --config=recipes/configs/quickstart.py --workdir=runs/quickstart).")
+        raise app.UsageError(
+            f"config.classifier={config.classifier!r} does not exist; train one first "
+            "(python recipes/train.py --config=recipes/configs/quickstart.py --workdir=runs/quickstart)."
+        )
     for split in (config.data.train_split, config.data.eval_split):
         preflight.check_source(config.data.name, split, config.data.data_dir)
 
@@ -48,19 +50,38 @@ def main(argv):
     localizer = localization.build_localizer(classifier, config.mode)
     train_source = _source(config, config.data.train_split)
     batches = localization.box_train_dataset(
-        train_source, batch_size=config.training.batch_size, crop_size=config.data.crop_size,
-        scale=(config.data.scale_min, config.data.scale_max), flip=config.data.flip,
-        shuffle_buffer=config.data.shuffle_buffer, seed=config.training.seed)
+        train_source,
+        batch_size=config.training.batch_size,
+        crop_size=config.data.crop_size,
+        scale=(config.data.scale_min, config.data.scale_max),
+        flip=config.data.flip,
+        shuffle_buffer=config.data.shuffle_buffer,
+        seed=config.training.seed,
+    )
     steps = config.training.steps_per_epoch or max(1, (train_source.num_examples or 0) // config.training.batch_size)
-    localization.train_localizer(localizer, batches, epochs=config.training.epochs, steps_per_epoch=steps,
-                                 learning_rate=config.training.learning_rate,
-                                 weight_decay=config.training.weight_decay, verbose=config.training.verbose)
+    localization.train_localizer(
+        localizer,
+        batches,
+        epochs=config.training.epochs,
+        steps_per_epoch=steps,
+        learning_rate=config.training.learning_rate,
+        weight_decay=config.training.weight_decay,
+        verbose=config.training.verbose,
+    )
     os.makedirs(workdir, exist_ok=True)
     localizer.save(os.path.join(workdir, "localizer.keras"))
     report = localization.evaluate_localization(
-        localizer, _source(config, config.data.eval_split), classifier=classifier, scale=config.data.eval_scale,
-        crop_size=config.data.crop_size, batch_size=config.eval.batch_size, top_k=config.eval.top_k,
-        max_examples=config.eval.max_examples or None, output_dir=workdir, num_pictures=config.eval.num_pictures)
+        localizer,
+        _source(config, config.data.eval_split),
+        classifier=classifier,
+        scale=config.data.eval_scale,
+        crop_size=config.data.crop_size,
+        batch_size=config.eval.batch_size,
+        top_k=config.eval.top_k,
+        max_examples=config.eval.max_examples or None,
+        output_dir=workdir,
+        num_pictures=config.eval.num_pictures,
+    )
     print(report.to_markdown())
 
 

@@ -15,15 +15,14 @@ from absl import flags
 
 from vgg_keras import cli, preflight
 
-_FOLDER = flags.DEFINE_string("folder", None, "Folder with one sub-folder per class.",
-                              required=True)
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where to write the shards.",
-                                  required=True)
+_FOLDER = flags.DEFINE_string("folder", None, "Folder with one sub-folder per class.", required=True)
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where to write the shards.", required=True)
 _NUM_SHARDS = flags.DEFINE_integer("num_shards", 8, "Number of shard files.")
 _PREFIX = flags.DEFINE_string("prefix", "train", "Shard file name prefix (the split).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the shuffle across shards.")
 _LABEL_OFFSET = flags.DEFINE_integer(
-    "label_offset", 0, "Added to the 0-based labels (1 mimics TF-slim ImageNet shards).")
+    "label_offset", 0, "Added to the 0-based labels (1 mimics TF-slim ImageNet shards)."
+)
 
 
 def check():
@@ -35,8 +34,13 @@ def main(argv):
     from vgg_keras.data import tfrecords  # pylint: disable=import-outside-toplevel  # TensorFlow: after check()
 
     paths = tfrecords.write_tfrecords(
-        _FOLDER.value, _OUTPUT_DIR.value, num_shards=_NUM_SHARDS.value, prefix=_PREFIX.value,
-        seed=_SEED.value, label_offset=_LABEL_OFFSET.value)
+        _FOLDER.value,
+        _OUTPUT_DIR.value,
+        num_shards=_NUM_SHARDS.value,
+        prefix=_PREFIX.value,
+        seed=_SEED.value,
+        label_offset=_LABEL_OFFSET.value,
+    )
     print(f"Wrote {len(paths)} shards to {_OUTPUT_DIR.value}")
 
 

@@ -1,8 +1,8 @@
 """Flags shared by train.py and finetune.py: the config file, the run directory, shortcut flags.
 
-    import run_flags    # recipes/ is on sys.path when a recipe runs
-    _CONFIG, _WORKDIR = run_flags.define_run_flags("Experiment config file (recipes/configs/*.py).")
-    config = run_flags.with_shortcuts(_CONFIG.value, (("training", "strategy", run_flags.STRATEGY),))
+import run_flags    # recipes/ is on sys.path when a recipe runs
+_CONFIG, _WORKDIR = run_flags.define_run_flags("Experiment config file (recipes/configs/*.py).")
+config = run_flags.with_shortcuts(_CONFIG.value, (("training", "strategy", run_flags.STRATEGY),))
 """
 
 from absl import flags

@@ -1,5 +1,6 @@
 """Flags shared by evaluate.py and export.py: a model given by name, and the TFDS data directories.
 
+Example:
     import shared_flags    # recipes/ is on sys.path when a recipe runs
     model = load_model(spec, **shared_flags.build_kwargs(classes=source.num_classes))
 """
@@ -12,7 +13,8 @@ FC_UNITS = flags.DEFINE_integer("fc_units", 4096, "fc1/fc2 width for models give
 BASE_SIZE = flags.DEFINE_integer("base_size", 224, "Training crop size (head) for models given by name.")
 DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory (TFDS and built-in sources).")
 MANUAL_DIR = flags.DEFINE_string(
-    "manual_dir", None, "Where imagenet2012's ILSVRC2012_img_*.tar are (default: <data_dir>/downloads/manual).")
+    "manual_dir", None, "Where imagenet2012's ILSVRC2012_img_*.tar are (default: <data_dir>/downloads/manual)."
+)
 
 
 def build_kwargs(**extra) -> dict:
@@ -24,5 +26,6 @@ def build_kwargs(**extra) -> dict:
     Returns:
         Keyword arguments for `vgg_keras.evaluation.load_model` / `vgg_keras.build`.
     """
-    return dict(weights=WEIGHTS.value, width_multiplier=WIDTH.value, fc_units=FC_UNITS.value,
-                base_size=BASE_SIZE.value, **extra)
+    return dict(
+        weights=WEIGHTS.value, width_multiplier=WIDTH.value, fc_units=FC_UNITS.value, base_size=BASE_SIZE.value, **extra
+    )

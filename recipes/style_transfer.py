@@ -34,8 +34,9 @@ _CONTENT_WEIGHT = flags.DEFINE_float("content_weight", 1.0, "Weight of the conte
 _STYLE_WEIGHT = flags.DEFINE_float("style_weight", 1e-4, "Weight of the style term.")
 _TV_WEIGHT = flags.DEFINE_float("tv_weight", 1e-6, "Weight of the squared total variation.")
 _CONTENT_LAYER = flags.DEFINE_string("content_layer", "relu4_2", "Content layer (relu4_2 or block4_conv2).")
-_STYLE_LAYERS = flags.DEFINE_list("style_layers", ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"],
-                                  "Style layers.")
+_STYLE_LAYERS = flags.DEFINE_list(
+    "style_layers", ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], "Style layers."
+)
 flags.mark_flags_as_required(["content", "style", "output_dir"])
 
 
@@ -71,14 +72,27 @@ def main(argv):
             perceptual.save_image(image, os.path.join(_OUTPUT.value, f"step_{step:05d}.png"))
 
     image = perceptual.style_transfer(
-        content, style, steps=_STEPS.value, weights=weights, width_multiplier=_WIDTH.value,
-        content_layer=_CONTENT_LAYER.value, style_layers=_STYLE_LAYERS.value, content_weight=_CONTENT_WEIGHT.value,
-        style_weight=_STYLE_WEIGHT.value, tv_weight=_TV_WEIGHT.value, learning_rate=_LR.value, callback=report)
+        content,
+        style,
+        steps=_STEPS.value,
+        weights=weights,
+        width_multiplier=_WIDTH.value,
+        content_layer=_CONTENT_LAYER.value,
+        style_layers=_STYLE_LAYERS.value,
+        content_weight=_CONTENT_WEIGHT.value,
+        style_weight=_STYLE_WEIGHT.value,
+        tv_weight=_TV_WEIGHT.value,
+        learning_rate=_LR.value,
+        callback=report,
+    )
     bar.close()
     path = perceptual.save_image(image, os.path.join(_OUTPUT.value, "final.png"))
     first, last = seen["first"], seen["last"]
-    print("terms after step 1 -> step {}: {}".format(
-        _STEPS.value, ", ".join(f"{k} {first[k]:.4g} -> {last[k]:.4g}" for k in first)))
+    print(
+        "terms after step 1 -> step {}: {}".format(
+            _STEPS.value, ", ".join(f"{k} {first[k]:.4g} -> {last[k]:.4g}" for k in first)
+        )
+    )
     print(f"Wrote {path} ({image.shape[1]}x{image.shape[0]}).")
 
 

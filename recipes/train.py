@@ -25,10 +25,16 @@ _CONFIG, _WORKDIR = run_flags.define_run_flags("Experiment config file (recipes/
 _TPU = flags.DEFINE_string("tpu_address", None, "Shortcut for --config.training.tpu_address.")
 _BACKUP = flags.DEFINE_integer("backup_every_steps", None, "Shortcut for --config.training.backup_every_steps.")
 _CPU_DEVICES = flags.DEFINE_integer(
-    "cpu_devices", None, "Split the CPU into N logical devices: without GPUs, the mirrored strategy then runs "
-    "N replicas (reproduce a multi-replica run on any machine).", lower_bound=1)
-_SHORTCUTS = tuple(("training", field, flag) for field, flag in (
-    ("strategy", run_flags.STRATEGY), ("tpu_address", _TPU), ("backup_every_steps", _BACKUP)))
+    "cpu_devices",
+    None,
+    "Split the CPU into N logical devices: without GPUs, the mirrored strategy then runs "
+    "N replicas (reproduce a multi-replica run on any machine).",
+    lower_bound=1,
+)
+_SHORTCUTS = tuple(
+    ("training", field, flag)
+    for field, flag in (("strategy", run_flags.STRATEGY), ("tpu_address", _TPU), ("backup_every_steps", _BACKUP))
+)
 
 
 def _config():

@@ -35,12 +35,14 @@ _DATASET = flags.DEFINE_string("dataset", "builtin", "Source: builtin, folder:/p
 _TRAIN_SPLIT = flags.DEFINE_string("train_split", "train", "Split the linear classifier is trained on.")
 _TEST_SPLIT = flags.DEFINE_string("test_split", "validation", "Split it is tested on.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
-_MULTILABEL = flags.DEFINE_string("multilabel_key", None,
-                                  "Multi-label TFDS dataset (VOC): its label-list feature, e.g. 'labels'; reports mAP.")
+_MULTILABEL = flags.DEFINE_string(
+    "multilabel_key", None, "Multi-label TFDS dataset (VOC): its label-list feature, e.g. 'labels'; reports mAP."
+)
 _SCALES = flags.DEFINE_list("scales", ["256"], "Test scales Q of the descriptor.")
 _AGGREGATION = flags.DEFINE_enum("aggregation", "average", list(AGGREGATIONS), "How scales combine.")
-_PREPROCESSING = flags.DEFINE_string("preprocessing", None,
-                                     "Normalisation for models without a preprocessing layer: caffe, torch or mean_rgb.")
+_PREPROCESSING = flags.DEFINE_string(
+    "preprocessing", None, "Normalisation for models without a preprocessing layer: caffe, torch or mean_rgb."
+)
 _BATCH = flags.DEFINE_integer("batch_size", 16, "Images per batch.")
 _MAX = flags.DEFINE_integer("max_examples", None, "Use only the first N images of each split.")
 _LOSS = flags.DEFINE_enum("loss", "hinge", list(LOSSES), "Linear SVM (hinge) or soft-max.")
@@ -69,13 +71,19 @@ def _descriptors(runner, split):
     from vgg_keras import data, features  # pylint: disable=import-outside-toplevel
 
     if _MULTILABEL.value:
-        source = data.multilabel_tfds_source(_DATASET.value, split, label_key=_MULTILABEL.value,
-                                             data_dir=_DATA_DIR.value or None)
+        source = data.multilabel_tfds_source(
+            _DATASET.value, split, label_key=_MULTILABEL.value, data_dir=_DATA_DIR.value or None
+        )
     else:
         source = data.get_source(_DATASET.value, split, data_dir=_DATA_DIR.value)
-    return source, features.extract_descriptors(runner, source, scales=cli.integers("scales", _SCALES.value),
-                                                aggregation=_AGGREGATION.value, batch_size=_BATCH.value,
-                                                max_examples=_MAX.value)
+    return source, features.extract_descriptors(
+        runner,
+        source,
+        scales=cli.integers("scales", _SCALES.value),
+        aggregation=_AGGREGATION.value,
+        batch_size=_BATCH.value,
+        max_examples=_MAX.value,
+    )
 
 
 def main(argv):
@@ -84,20 +92,40 @@ def main(argv):
     from vgg_keras import features
     from vgg_keras.evaluation import forward
 
-    model = forward.load_model(_MODEL.value, weights=_WEIGHTS.value, width_multiplier=_WIDTH.value,
-                               fc_units=_FC_UNITS.value, base_size=_BASE_SIZE.value)
+    model = forward.load_model(
+        _MODEL.value,
+        weights=_WEIGHTS.value,
+        width_multiplier=_WIDTH.value,
+        fc_units=_FC_UNITS.value,
+        base_size=_BASE_SIZE.value,
+    )
     runner = features.descriptor_runner(model, _preprocess())
     source, train = _descriptors(runner, _TRAIN_SPLIT.value)
     _, test = _descriptors(runner, _TEST_SPLIT.value)
-    classifier = features.train_linear_classifier(train.descriptors, train.labels, num_classes=source.num_classes,
-                                                  loss=_LOSS.value, l2=_L2.value, epochs=_EPOCHS.value)
+    classifier = features.train_linear_classifier(
+        train.descriptors,
+        train.labels,
+        num_classes=source.num_classes,
+        loss=_LOSS.value,
+        l2=_L2.value,
+        epochs=_EPOCHS.value,
+    )
     multi_label = test.labels.ndim == 2
     metric = "mAP" if multi_label else "accuracy"
     value = (features.mean_average_precision if multi_label else features.classification_accuracy)(
-        classifier, test.descriptors, test.labels)
-    result = {"model": _MODEL.value, "dataset": _DATASET.value, "scales": list(train.scales),
-              "aggregation": train.aggregation, "descriptor_size": int(train.descriptors.shape[1]),
-              "train_images": len(train.labels), "test_images": len(test.labels), "loss": _LOSS.value, metric: value}
+        classifier, test.descriptors, test.labels
+    )
+    result = {
+        "model": _MODEL.value,
+        "dataset": _DATASET.value,
+        "scales": list(train.scales),
+        "aggregation": train.aggregation,
+        "descriptor_size": int(train.descriptors.shape[1]),
+        "train_images": len(train.labels),
+        "test_images": len(test.labels),
+        "loss": _LOSS.value,
+        metric: value,
+    }
     print(json.dumps(result, indent=2))
     if _OUTPUT.value:
         os.makedirs(_OUTPUT.value, exist_ok=True)

@@ -9,8 +9,9 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def save_load_round_trip(model: keras.Model, directory, inputs, *, rtol: float = 1e-5,
-                         atol: float = 1e-6) -> keras.Model:
+def save_load_round_trip(
+    model: keras.Model, directory, inputs, *, rtol: float = 1e-5, atol: float = 1e-6
+) -> keras.Model:
     """Saves `model` as `.keras`, loads it back and asserts it computes the same outputs.
 
     As keras-hub's `run_model_saving_test`: the restored model must be of the same class,
@@ -34,8 +35,9 @@ def save_load_round_trip(model: keras.Model, directory, inputs, *, rtol: float =
     assert getattr(restored, "spec", None) == getattr(model, "spec", None)
     assert [w.path for w in restored.weights] == [w.path for w in model.weights]
     for saved, loaded in zip(model.weights, restored.weights):
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded), keras.ops.convert_to_numpy(saved),
-                                      err_msg=loaded.path)
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(loaded), keras.ops.convert_to_numpy(saved), err_msg=loaded.path
+        )
     expected = model.predict(inputs, verbose=0)
     np.testing.assert_allclose(restored.predict(inputs, verbose=0), expected, rtol=rtol, atol=atol)
     return restored

@@ -1,5 +1,6 @@
 """benchmarks/deployment.py --quick: the table holds each requested format, and a float32 TFLite
-file (on XNNPACK, whole graph but the caffe channel flip) agrees with Keras on every image."""
+file (on XNNPACK, whole graph but the caffe channel flip) agrees with Keras on every image.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ def _rows(output: str) -> dict[str, list[str]]:
 
 
 def test_quick_run_prints_every_format_and_float32_tflite_agrees(deployment, capsys, tmp_path):
-    deployment.main(["--quick", "--formats=tflite_float32", "--batch_sizes=1,2", "--repeats=1",
-                     f"--workdir={tmp_path}"])
+    deployment.main(
+        ["--quick", "--formats=tflite_float32", "--batch_sizes=1,2", "--repeats=1", f"--workdir={tmp_path}"]
+    )
     rows = _rows(capsys.readouterr().out)
     assert list(rows) == ["keras_float32", "tflite_float32"]  # the reference is always measured
     images_per_s, ratio, _, _, agreement, max_difference, note = rows["tflite_float32"]

@@ -3,11 +3,10 @@
 import keras
 import numpy as np
 import pytest
+from helpers import save_load_round_trip
 
 import vgg_keras
 from vgg_keras import channels, preprocessing, weights
-
-from helpers import save_load_round_trip
 
 TINY = {"width_multiplier": 1 / 16, "fc_units": 32, "dropout": 0.0, "base_size": 32}
 
@@ -38,7 +37,8 @@ def test_extra_channels_get_the_mean_of_the_rgb_statistics():
     layer = channels.ChannelPreprocessing("caffe", 4)
     x = np.random.default_rng(1).uniform(0, 255, (1, 4, 4, 4)).astype("float32")
     expected = np.concatenate([x[..., 2::-1], x[..., 3:]], axis=-1) - np.array(
-        [103.939, 116.779, 123.68, np.mean([103.939, 116.779, 123.68])], "float32")
+        [103.939, 116.779, 123.68, np.mean([103.939, 116.779, 123.68])], "float32"
+    )
     np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), expected, rtol=1e-6)
 
 
@@ -46,8 +46,9 @@ def test_extra_channels_get_the_mean_of_the_rgb_statistics():
 def test_gray_model_equals_the_rgb_model_on_replicated_gray_with_equal_channel_statistics(batch_norm):
     inputs = keras.Input((32, 32, 3), name="image")
     normalised = preprocessing.preprocessing_layer("mean_rgb", mean=[110.0, 110.0, 110.0])(inputs)
-    rgb = vgg_keras.build("A", batch_norm=batch_norm, input_tensor=normalised, classes=5,
-                          classifier_activation=None, **TINY)
+    rgb = vgg_keras.build(
+        "A", batch_norm=batch_norm, input_tensor=normalised, classes=5, classifier_activation=None, **TINY
+    )
     for layer in rgb.layers:  # non-trivial BatchNorm statistics
         if isinstance(layer, keras.layers.BatchNormalization):
             rng = np.random.default_rng(len(layer.name))
@@ -55,8 +56,9 @@ def test_gray_model_equals_the_rgb_model_on_replicated_gray_with_equal_channel_s
     gray_model = channels.adapt_model(rgb, 1)
     assert gray_model.input_shape == (None, 32, 32, 1)
     gray = _gray()
-    np.testing.assert_allclose(gray_model.predict(gray, verbose=0),
-                               rgb.predict(np.repeat(gray, 3, axis=-1), verbose=0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        gray_model.predict(gray, verbose=0), rgb.predict(np.repeat(gray, 3, axis=-1), verbose=0), rtol=1e-4, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("mode", ["caffe", "torch"])
@@ -79,12 +81,16 @@ def test_per_channel_statistics_give_equality_away_from_the_border(tmp_path, mod
 def test_four_channel_model_from_rgb_weights_saves_and_reloads(tmp_path):
     source = vgg_keras.build("vgg11", include_top=False, input_shape=(32, 32, 3), **TINY)
     path = weights.save_weights(source, str(tmp_path / "rgb.weights.h5"), preprocessing="torch")
-    rgbd = vgg_keras.build("vgg11", weights=path, input_shape=(32, 32, 4), include_top=False,
-                           include_preprocessing=True, **TINY)
-    np.testing.assert_allclose(rgbd.get_layer("block1_conv1").get_weights()[0],
-                               channels.adapt_input_conv(source.get_layer("block1_conv1").get_weights()[0], 4))
-    np.testing.assert_array_equal(rgbd.get_layer("block2_conv1").get_weights()[0],
-                                  source.get_layer("block2_conv1").get_weights()[0])
+    rgbd = vgg_keras.build(
+        "vgg11", weights=path, input_shape=(32, 32, 4), include_top=False, include_preprocessing=True, **TINY
+    )
+    np.testing.assert_allclose(
+        rgbd.get_layer("block1_conv1").get_weights()[0],
+        channels.adapt_input_conv(source.get_layer("block1_conv1").get_weights()[0], 4),
+    )
+    np.testing.assert_array_equal(
+        rgbd.get_layer("block2_conv1").get_weights()[0], source.get_layer("block2_conv1").get_weights()[0]
+    )
     save_load_round_trip(rgbd, tmp_path, np.random.default_rng(3).uniform(0, 255, (1, 32, 32, 4)).astype("float32"))
 
 

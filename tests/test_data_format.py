@@ -42,9 +42,18 @@ def _shape(height, width, channels, data_format):
 
 def _describe(model):
     """(name, class, output shape) per layer; Keras auto-names input and global pooling layers."""
-    return [(type(l).__name__ if isinstance(l, (keras.layers.InputLayer, keras.layers.GlobalMaxPooling2D,
-                                                   keras.layers.GlobalAveragePooling2D)) else l.name,
-             type(l).__name__, tuple(l.output.shape)) for l in model.layers]
+    return [
+        (
+            type(layer).__name__
+            if isinstance(
+                layer, (keras.layers.InputLayer, keras.layers.GlobalMaxPooling2D, keras.layers.GlobalAveragePooling2D)
+            )
+            else layer.name,
+            type(layer).__name__,
+            tuple(layer.output.shape),
+        )
+        for layer in model.layers
+    ]
 
 
 def _to_last(x):
@@ -69,8 +78,10 @@ def test_small_top_graph_is_keras_applications(data_format, app):
     ours, theirs = getattr(vgg_keras, app)(**kwargs), getattr(keras.applications, app)(**kwargs)
     assert _describe(ours) == _describe(theirs)
     assert ours.layers[-1].activation.__name__ == theirs.layers[-1].activation.__name__ == "linear"
-    assert getattr(vgg_keras, app)(weights=None, input_shape=kwargs["input_shape"]).layers[-1].activation.__name__ \
+    assert (
+        getattr(vgg_keras, app)(weights=None, input_shape=kwargs["input_shape"]).layers[-1].activation.__name__
         == "softmax"
+    )
 
 
 # The bodies differ by app; the pooling layers do not, so each pooling is checked on one of them.
@@ -120,8 +131,12 @@ def test_serialisation_round_trip(data_format, tmp_path):
     restored = keras.saving.deserialize_keras_object(config)  # the layers keep their format
     assert len(restored.weights) == len(model.weights)
     assert _describe(restored) == _describe(model)
-    assert restored.get_layer("block1_lrn").data_format == restored.get_layer("preprocessing").data_format \
-        == models.data_format_of(restored) == data_format
+    assert (
+        restored.get_layer("block1_lrn").data_format
+        == restored.get_layer("preprocessing").data_format
+        == models.data_format_of(restored)
+        == data_format
+    )
 
 
 def test_explicit_data_format_overrides_the_global_one(data_format):
@@ -152,16 +167,16 @@ def test_preprocess_input_follows_the_global_format_like_keras(data_format):
     np.testing.assert_array_equal(vgg_keras.preprocess_input(x), vgg16.preprocess_input(x.copy()))
     layer = vgg_keras.preprocessing_layer("torch")
     assert layer.data_format == data_format
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), vgg_keras.preprocess_input(x, mode="torch"),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer(x)), vgg_keras.preprocess_input(x, mode="torch"), rtol=1e-6
+    )
 
 
 def test_lrn_normalises_across_the_channel_axis_of_either_format():
     a = np.random.default_rng(1).uniform(-50, 200, size=(2, 4, 5, 9)).astype("float32")
     last = layers.LocalResponseNormalization(data_format="channels_last")(a)
     first = layers.LocalResponseNormalization(data_format="channels_first")(np.moveaxis(a, -1, 1))
-    np.testing.assert_allclose(_to_last(keras.ops.convert_to_numpy(first)), keras.ops.convert_to_numpy(last),
-                               rtol=1e-6)
+    np.testing.assert_allclose(_to_last(keras.ops.convert_to_numpy(first)), keras.ops.convert_to_numpy(last), rtol=1e-6)
 
 
 def test_descriptors_of_a_channels_first_model_are_those_of_its_channels_last_twin(data_format):
@@ -181,13 +196,26 @@ CASES = {
     "keras3_h5_as_conv_head": (dict(config="vgg16"), "keras3.weights.h5", "to_fully_convolutional", 32),
     "legacy_h5_dense": (dict(config="vgg19"), "legacy.h5", None, 32),
     "pth_dense_bn": (dict(config="vgg11_bn"), "vgg11_bn.pth", None, 32),
-    "pth_notop_avg_preprocessing": (dict(config="vgg11_bn", include_top=False, pooling="avg",
-                                         include_preprocessing=True, input_shape=(None, None, 3)),
-                                    "vgg11_bn.pth", None, 48),
-    "safetensors_score_map": (dict(config="vgg16_bn", head="conv", input_shape=(None, None, 3)),
-                              "vgg16_bn.safetensors", "score_map_model", 64),
-    "safetensors_conv_to_dense": (dict(config="vgg16_bn", head="conv", input_shape=(None, None, 3)),
-                                  "vgg16_bn.safetensors", "to_dense", 32),
+    "pth_notop_avg_preprocessing": (
+        dict(
+            config="vgg11_bn", include_top=False, pooling="avg", include_preprocessing=True, input_shape=(None, None, 3)
+        ),
+        "vgg11_bn.pth",
+        None,
+        48,
+    ),
+    "safetensors_score_map": (
+        dict(config="vgg16_bn", head="conv", input_shape=(None, None, 3)),
+        "vgg16_bn.safetensors",
+        "score_map_model",
+        64,
+    ),
+    "safetensors_conv_to_dense": (
+        dict(config="vgg16_bn", head="conv", input_shape=(None, None, 3)),
+        "vgg16_bn.safetensors",
+        "to_dense",
+        32,
+    ),
     "lrn_features_block1": (dict(config="vgg11_lrn"), "lrn.weights.h5", "feature_extractor:block1_pool", 32),
     "lrn_features_fc2": (dict(config="vgg11_lrn"), "lrn.weights.h5", "feature_extractor:fc2", 32),
 }
@@ -234,7 +262,9 @@ JAX_SCRIPT = textwrap.dedent(
     out["keras_applications_notop"], out["ours_notop"] = run(theirs, x), run(ours, x)
 
     # A channels-first .keras file round trip, and its channels-last twin.
-    model = vgg_keras.build("vgg13_bn", include_preprocessing=True, width_multiplier=1 / 8, fc_units=16, classes=10, base_size=32)
+    model = vgg_keras.build(
+        "vgg13_bn", include_preprocessing=True, width_multiplier=1 / 8, fc_units=16, classes=10, base_size=32
+    )
     model.save(f"{work}/cf.keras")
     out["saved"], out["restored"] = run(model, x), run(keras.models.load_model(f"{work}/cf.keras"), x)
     out["twin"] = run(models.to_data_format(model, "channels_last"), images["32"])
@@ -291,14 +321,17 @@ def channels_first_runs(tmp_path_factory):
     images["32"] = images["32"][:, :, :32]  # the dense head needs its square base size
     np.savez(work / "images.npz", **images)
     _write_files(work)
-    cases = {name: dict(kwargs={"input_shape": [32, 32, 3], **SMALL, **kwargs}, file=file, transform=transform,
-                        size=size) for name, (kwargs, file, transform, size) in CASES.items()}
+    cases = {
+        name: dict(kwargs={"input_shape": [32, 32, 3], **SMALL, **kwargs}, file=file, transform=transform, size=size)
+        for name, (kwargs, file, transform, size) in CASES.items()
+    }
     for case in cases.values():
         case["kwargs"]["input_shape"] = list(case["kwargs"]["input_shape"])
     (work / "cases.json").write_text(json.dumps(cases))
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    result = subprocess.run([sys.executable, "-c", JAX_SCRIPT, str(work)], env=env, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", JAX_SCRIPT, str(work)], env=env, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0 and "jax ok" in result.stdout, result.stderr[-4000:]
     return _expected(work, images), dict(np.load(work / "outputs.npz"))
 

@@ -3,9 +3,9 @@
 import io
 
 import numpy as np
-from PIL import Image
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from vgg_keras.data import augment, crops
 from vgg_keras.data.testing import encode, run_eager_and_in_dataset, smooth_image
@@ -36,9 +36,10 @@ def _pil_decode(encoded: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB"), np.float64)
 
 
-@pytest.mark.parametrize("fmt,mode", [("JPEG", None), ("GIF", None), ("JPEG", "L"),
-                                      ("JPEG", "CMYK"), ("PNG", "L"), ("PNG", "RGBA"),
-                                      ("PNG", "P")])
+@pytest.mark.parametrize(
+    "fmt,mode",
+    [("JPEG", None), ("GIF", None), ("JPEG", "L"), ("JPEG", "CMYK"), ("PNG", "L"), ("PNG", "RGBA"), ("PNG", "P")],
+)
 def test_decode_formats_and_colour_modes_to_rgb(fmt, mode):
     encoded = encode(IMAGE, fmt, mode=mode, quality=95)
     out = _both(crops.decode_image, tf.constant(encoded))
@@ -59,10 +60,15 @@ def test_decode_bad_channels():
 # ------------------------------------------------------------------------- resize
 
 
-@pytest.mark.parametrize("shape,size,expected", [
-    ((30, 40), 24, (24, 32)), ((40, 30), 24, (32, 24)), ((30, 30), 50, (50, 50)),
-    ((5, 9), 64, (64, 115)),  # small images are upscaled
-])
+@pytest.mark.parametrize(
+    "shape,size,expected",
+    [
+        ((30, 40), 24, (24, 32)),
+        ((40, 30), 24, (32, 24)),
+        ((30, 30), 50, (50, 50)),
+        ((5, 9), 64, (64, 115)),  # small images are upscaled
+    ],
+)
 def test_resize_smallest_side(shape, size, expected):
     image = np.full(shape + (3,), 77, np.uint8)
     out = _both(lambda x: crops.resize_smallest_side(x, size), image)
@@ -91,14 +97,13 @@ def test_center_crop_too_small_image_fails():
 def test_multi_crop_grid_corners_and_flips():
     out = _both(lambda x: crops.multi_crop(x, 20, grid=5, flips=True), IMAGE)
     assert out.shape == (50, 20, 20, 3)
-    np.testing.assert_array_equal(out[0], IMAGE[:20, :20])       # top-left corner
-    np.testing.assert_array_equal(out[4], IMAGE[:20, 20:])       # top-right corner
-    np.testing.assert_array_equal(out[24], IMAGE[10:, 20:])      # bottom-right corner
-    np.testing.assert_array_equal(out[12], IMAGE[5:25, 10:30])   # centre
-    np.testing.assert_array_equal(out[25:], out[:25, :, ::-1])   # flips second
+    np.testing.assert_array_equal(out[0], IMAGE[:20, :20])  # top-left corner
+    np.testing.assert_array_equal(out[4], IMAGE[:20, 20:])  # top-right corner
+    np.testing.assert_array_equal(out[24], IMAGE[10:, 20:])  # bottom-right corner
+    np.testing.assert_array_equal(out[12], IMAGE[5:25, 10:30])  # centre
+    np.testing.assert_array_equal(out[25:], out[:25, :, ::-1])  # flips second
     assert crops.multi_crop(IMAGE, 20, grid=3, flips=False).shape == (9, 20, 20, 3)
-    np.testing.assert_array_equal(crops.multi_crop(IMAGE, 20, grid=1, flips=False)[0],
-                                  IMAGE[5:25, 10:30])
+    np.testing.assert_array_equal(crops.multi_crop(IMAGE, 20, grid=1, flips=False)[0], IMAGE[5:25, 10:30])
 
 
 # ---------------------------------------------------------------- scale and window
@@ -107,8 +112,13 @@ def test_multi_crop_grid_corners_and_flips():
 def test_sample_scale_distribution_eager_and_in_dataset():
     seeds = tf.stack(_seeds(3000))
     eager = np.array([int(augment.sample_scale(256, 263, s)) for s in seeds[:800]])
-    in_ds = np.array(list(tf.data.Dataset.from_tensor_slices(seeds).map(
-        lambda s: augment.sample_scale(256, 263, s)).as_numpy_iterator()))
+    in_ds = np.array(
+        list(
+            tf.data.Dataset.from_tensor_slices(seeds)
+            .map(lambda s: augment.sample_scale(256, 263, s))
+            .as_numpy_iterator()
+        )
+    )
     np.testing.assert_array_equal(eager, in_ds[:800])
     counts = np.bincount(in_ds - 256, minlength=8)
     assert in_ds.min() == 256 and in_ds.max() == 263 and len(counts) == 8
@@ -123,12 +133,12 @@ def test_sample_scale_rejects_bad_range(bad):
         augment.sample_scale(*bad)
 
 
-@pytest.mark.parametrize("shape,scale", [((375, 500), 256), ((500, 375), 512),
-                                         ((64, 64), 224), ((10, 300), 256), ((224, 400), 224)])
+@pytest.mark.parametrize(
+    "shape,scale", [((375, 500), 256), ((500, 375), 512), ((64, 64), 224), ((10, 300), 256), ((224, 400), 224)]
+)
 def test_crop_window_inside_image_at_right_scale(shape, scale):
     h, w = shape
-    windows = _eager_and_mapped(
-        lambda s: augment.crop_window(tf.constant([h, w, 3]), scale, 224, s), _seeds(60), 2)
+    windows = _eager_and_mapped(lambda s: augment.crop_window(tf.constant([h, w, 3]), scale, 224, s), _seeds(60), 2)
     oy, ox, wh, ww = windows.T
     expected = np.clip(round(224 * min(h, w) / scale), 1, min(h, w))
     assert np.all(wh == expected) and np.all(ww == expected)
@@ -150,8 +160,7 @@ def test_crop_window_rejects_scale_below_crop():
 
 def _eager_and_mapped(fn, seeds, eager_count=5):
     """fn(seed) for every seed inside one tf.data map; the first few also eagerly."""
-    mapped = np.stack(list(tf.data.Dataset.from_tensor_slices(tf.stack(seeds)).map(fn)
-                           .as_numpy_iterator()))
+    mapped = np.stack(list(tf.data.Dataset.from_tensor_slices(tf.stack(seeds)).map(fn).as_numpy_iterator()))
     for i in range(eager_count):
         np.testing.assert_allclose(fn(seeds[i]), mapped[i], atol=1e-4)
     return mapped
@@ -172,16 +181,14 @@ def test_random_flip_statistics_eager_and_in_dataset():
 
 def test_pca_color_shift_statistics():
     grey = tf.fill((4, 5, 3), 128.0)
-    out = _eager_and_mapped(lambda s: augment.pca_color_shift(grey, 0.1, s, clip=False),
-                            _seeds(300))
+    out = _eager_and_mapped(lambda s: augment.pca_color_shift(grey, 0.1, s, clip=False), _seeds(300))
     deltas = out - 128.0
     # one shift per image, the same for every pixel
-    np.testing.assert_allclose(deltas, np.broadcast_to(deltas[:, :1, :1], deltas.shape),
-                               atol=1e-4)
+    np.testing.assert_allclose(deltas, np.broadcast_to(deltas[:, :1, :1], deltas.shape), atol=1e-4)
     batch = augment.pca_color_shift(tf.stack([grey] * 3000), 0.1, _seeds(1)[0], clip=False)
     deltas = np.concatenate([deltas[:, 0, 0], batch.numpy()[:, 0, 0] - 128.0])
     v, lam = augment.PCA_EIGVEC, augment.PCA_EIGVAL
-    expected_cov = 255.0 ** 2 * 0.1 ** 2 * v @ np.diag(lam ** 2) @ v.T
+    expected_cov = 255.0**2 * 0.1**2 * v @ np.diag(lam**2) @ v.T
     cov = np.cov(deltas.T)
     np.testing.assert_allclose(cov, expected_cov, atol=0.08 * expected_cov[0, 0])
     assert np.all(np.abs(deltas.mean(axis=0)) < 0.15)

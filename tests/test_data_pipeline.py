@@ -8,8 +8,7 @@ import tensorflow as tf
 
 from vgg_keras import data
 from vgg_keras.data import augment, crops, pipeline, sources
-from vgg_keras.data.testing import (encode, run_eager_and_in_dataset, smooth_image,
-                                    write_image_folder)
+from vgg_keras.data.testing import encode, run_eager_and_in_dataset, smooth_image, write_image_folder
 
 SEED = tf.constant([3, 4], tf.int64)
 
@@ -50,7 +49,8 @@ def test_fused_jpeg_crop_equals_decode_then_crop(scale):
         fused = pipeline.decode_and_random_crop(jpeg, 32, scale, seed).numpy()
         if i == 0:
             _, fused_in_ds = run_eager_and_in_dataset(
-                lambda e, s: pipeline.decode_and_random_crop(e, 32, scale, s), jpeg, seed)
+                lambda e, s: pipeline.decode_and_random_crop(e, 32, scale, s), jpeg, seed
+            )
             np.testing.assert_allclose(fused, fused_in_ds, atol=1e-3)
         assert fused.shape == (32, 32, 3) and fused.dtype == np.float32
         # reference: the paper's definition -- decode whole, rescale to S, crop
@@ -59,11 +59,11 @@ def test_fused_jpeg_crop_equals_decode_then_crop(scale):
         full = crops.resize_smallest_side(tf.io.decode_jpeg(jpeg, channels=3), scale).numpy()
         top, left = int(round(oy * factor)), int(round(ox * factor))
         top, left = min(top, full.shape[0] - 32), min(left, full.shape[1] - 32)
-        reference = full[top:top + 32, left:left + 32]
+        reference = full[top : top + 32, left : left + 32]
         # same window up to sub-pixel rounding and resize-order interpolation
         assert np.abs(fused - reference).mean() < 3.0
         # decoding whole then slicing the same window: identical up to JPEG edge upsampling
-        whole = tf.io.decode_jpeg(jpeg, channels=3)[oy:oy + size, ox:ox + size]
+        whole = tf.io.decode_jpeg(jpeg, channels=3)[oy : oy + size, ox : ox + size]
         sliced = tf.image.resize(tf.cast(whole, tf.float32), [32, 32], antialias=True).numpy()
         assert np.abs(fused - sliced).mean() < 1.0
 
@@ -72,18 +72,15 @@ def test_fused_jpeg_crop_equals_decode_then_crop(scale):
 def test_crop_window_is_the_normalised_window_of_the_crop(fmt):
     encoded = tf.constant(encode(smooth_image(96, 128, seed=7), fmt))
     image, window = pipeline.decode_and_random_crop_window(encoded, 32, 40, SEED)
-    np.testing.assert_array_equal(image.numpy(),
-                                  pipeline.decode_and_random_crop(encoded, 32, 40, SEED).numpy())
+    np.testing.assert_array_equal(image.numpy(), pipeline.decode_and_random_crop(encoded, 32, 40, SEED).numpy())
     top, left, height, width = augment.crop_window(tf.constant([96, 128]), 40, 32, SEED).numpy()
-    np.testing.assert_allclose(window.numpy(), [top / 96, left / 128, height / 96, width / 128],
-                               rtol=1e-6)
+    np.testing.assert_allclose(window.numpy(), [top / 96, left / 128, height / 96, width / 128], rtol=1e-6)
 
 
 def test_non_jpeg_path_matches_jpeg_path():
     image = smooth_image(96, 128, seed=6)
     png = pipeline.decode_and_random_crop(tf.constant(encode(image, "PNG")), 32, 40, SEED)
-    jpg = pipeline.decode_and_random_crop(
-        tf.constant(encode(image, "JPEG", quality=95)), 32, 40, SEED)
+    jpg = pipeline.decode_and_random_crop(tf.constant(encode(image, "JPEG", quality=95)), 32, 40, SEED)
     assert np.abs(png.numpy() - jpg.numpy()).mean() < 3.0
 
 
@@ -105,8 +102,8 @@ def _first_batches(ds, n=3):
 
 def test_train_dataset_deterministic_with_seed(source):
     def make(seed, **kwargs):
-        return pipeline.train_dataset(source, batch_size=5, crop_size=24, scale=(24, 40),
-                                      seed=seed, **kwargs)
+        return pipeline.train_dataset(source, batch_size=5, crop_size=24, scale=(24, 40), seed=seed, **kwargs)
+
     a, b, c = _first_batches(make(1)), _first_batches(make(1)), _first_batches(make(2))
     for (xa, ya), (xb, yb) in zip(a, b):
         np.testing.assert_array_equal(xa, xb)
@@ -118,26 +115,41 @@ def test_train_dataset_deterministic_with_seed(source):
 
 
 def test_train_dataset_epochs_cover_source_without_repeat(source):
-    ds = pipeline.train_dataset(source, batch_size=4, crop_size=24, scale=24, seed=0,
-                                repeat=False, drop_remainder=False, shuffle_buffer=100)
+    ds = pipeline.train_dataset(
+        source, batch_size=4, crop_size=24, scale=24, seed=0, repeat=False, drop_remainder=False, shuffle_buffer=100
+    )
     labels = np.concatenate([y for _, y in ds.as_numpy_iterator()])
     assert sorted(labels) == sorted([0] * 5 + [1] * 5 + [2] * 5)
 
 
 def test_train_dataset_preprocess_and_options(source):
-    ds = pipeline.train_dataset(source, batch_size=2, crop_size=24, scale=24, seed=0,
-                                preprocess=lambda x: x / 127.5 - 1.0, color_shift_std=0.0,
-                                num_threads=1)
+    ds = pipeline.train_dataset(
+        source,
+        batch_size=2,
+        crop_size=24,
+        scale=24,
+        seed=0,
+        preprocess=lambda x: x / 127.5 - 1.0,
+        color_shift_std=0.0,
+        num_threads=1,
+    )
     images, _ = next(iter(ds))
     assert images.numpy().min() >= -1.0 and images.numpy().max() <= 1.0
     assert ds.options().threading.private_threadpool_size == 1
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"scale": 20}, "scale"), ({"scale": (50, 40)}, "s_min"), ({"scale": "x"}, "scale"),
-    ({"batch_size": 0}, "batch_size"), ({"crop_size": 0}, "crop_size"),
-    ({"color_shift_std": -1}, "color_shift_std"), ({"shuffle_buffer": -1}, "shuffle_buffer"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"scale": 20}, "scale"),
+        ({"scale": (50, 40)}, "s_min"),
+        ({"scale": "x"}, "scale"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"crop_size": 0}, "crop_size"),
+        ({"color_shift_std": -1}, "color_shift_std"),
+        ({"shuffle_buffer": -1}, "shuffle_buffer"),
+    ],
+)
 def test_train_dataset_rejects_bad_arguments(source, kwargs, match):
     args = {"batch_size": 2, "crop_size": 24, "scale": 32, **kwargs}
     with pytest.raises(ValueError, match=match):
@@ -161,24 +173,29 @@ def _image_bytes(source):
 @pytest.mark.parametrize("num_shards", [2, 4])
 def test_folder_source_shards_disjoint_and_covering(folder, num_shards):
     everything = _image_bytes(sources.folder_source(folder))
-    shards = [_image_bytes(sources.folder_source(folder, input_context=_Context(num_shards, i)))
-              for i in range(num_shards)]
+    shards = [
+        _image_bytes(sources.folder_source(folder, input_context=_Context(num_shards, i))) for i in range(num_shards)
+    ]
     flat = [b for shard in shards for b in shard]
     assert len(flat) == len(everything) and set(flat) == set(everything)
 
 
 def test_train_dataset_shards_and_per_replica_batch(source, folder):
     context = _Context(2, 1)
-    ds = pipeline.train_dataset(source, batch_size=4, crop_size=24, scale=24, seed=0,
-                                input_context=context, repeat=False, drop_remainder=False)
+    ds = pipeline.train_dataset(
+        source, batch_size=4, crop_size=24, scale=24, seed=0, input_context=context, repeat=False, drop_remainder=False
+    )
     labels = np.concatenate([y for _, y in ds.as_numpy_iterator()])
     assert ds.element_spec[0].shape[0] is None and len(labels) == 7  # shard 1 of 15
     sharded = sources.folder_source(folder, input_context=context)
-    assert pipeline.train_dataset(sharded, batch_size=4, crop_size=24, scale=24,
-                                  input_context=context).element_spec[0].shape[0] == 2
+    assert (
+        pipeline.train_dataset(sharded, batch_size=4, crop_size=24, scale=24, input_context=context)
+        .element_spec[0]
+        .shape[0]
+        == 2
+    )
     with pytest.raises(ValueError, match="shard"):
-        pipeline.train_dataset(sharded, batch_size=4, crop_size=24, scale=24,
-                               input_context=_Context(2, 0))
+        pipeline.train_dataset(sharded, batch_size=4, crop_size=24, scale=24, input_context=_Context(2, 0))
 
 
 # ---------------------------------------------------------------------- eval
@@ -224,12 +241,12 @@ def messy_folder(tmp_path_factory):
         "a/02_png_named_jpg.jpg": encode(image, "PNG"),
         "a/03_cmyk.jpg": encode(image, mode="CMYK"),
         "a/04_gray.jpg": encode(image, mode="L"),
-        "a/05_tiny.jpg": encode(smooth_image(6, 9)),        # smaller than the crop
+        "a/05_tiny.jpg": encode(smooth_image(6, 9)),  # smaller than the crop
         "a/06_gif.gif": encode(image, "GIF"),
         "b/07_bmp.BMP": encode(image, "BMP"),
-        "b/08_truncated.jpg": good[: len(good) // 2],      # bad
-        "b/09_empty.jpg": b"",                               # bad
-        "b/10_garbage.png": b"this is not an image",       # bad
+        "b/08_truncated.jpg": good[: len(good) // 2],  # bad
+        "b/09_empty.jpg": b"",  # bad
+        "b/10_garbage.png": b"this is not an image",  # bad
     }
     for name, content in files.items():
         (root / name).write_bytes(content)
@@ -239,8 +256,9 @@ def messy_folder(tmp_path_factory):
 def test_bad_inputs_are_skipped_and_the_rest_decoded(messy_folder):
     source = sources.folder_source(messy_folder)
     assert source.num_examples == 10
-    train = pipeline.train_dataset(source, batch_size=3, crop_size=32, scale=(32, 48), seed=0,
-                                   repeat=False, drop_remainder=False, shuffle_buffer=0)
+    train = pipeline.train_dataset(
+        source, batch_size=3, crop_size=32, scale=(32, 48), seed=0, repeat=False, drop_remainder=False, shuffle_buffer=0
+    )
     images = np.concatenate([x for x, _ in train.as_numpy_iterator()])
     assert images.shape == (7, 32, 32, 3) and np.isfinite(images).all()
     evaluation = pipeline.eval_dataset(source, batch_size=4, scale=40, crop_size=32)
@@ -264,7 +282,8 @@ def truncated_folder(tmp_path_factory):
         encoded = encode(smooth_image(320, 32, seed=index))
         (root / f"class{index}").mkdir()
         (root / f"class{index}" / "image.jpg").write_bytes(
-            encoded[: int(len(encoded) * 0.85)] if index % 2 else encoded)
+            encoded[: int(len(encoded) * 0.85)] if index % 2 else encoded
+        )
     return str(root)
 
 
@@ -286,8 +305,16 @@ def test_one_skip_policy_a_truncated_jpeg_is_skipped_everywhere_and_listed(trunc
             pipeline.decode_and_random_crop(truncated, 32, 32, tf.constant([seed, 1], tf.int64))
     expected_kept = set(range(8)) - listed
     for seed in range(3):
-        train = pipeline.train_dataset(source, batch_size=2, crop_size=32, scale=(32, 40), seed=seed,
-                                       repeat=False, drop_remainder=False, shuffle_buffer=0)
+        train = pipeline.train_dataset(
+            source,
+            batch_size=2,
+            crop_size=32,
+            scale=(32, 40),
+            seed=seed,
+            repeat=False,
+            drop_remainder=False,
+            shuffle_buffer=0,
+        )
         assert _labels(train) == expected_kept, seed
     assert _labels(pipeline.eval_dataset(source, batch_size=4, scale=32, crop_size=32)) == expected_kept
     assert _labels(pipeline.dense_eval_examples(source, scale=32)) == expected_kept

@@ -4,9 +4,9 @@ import io
 import os
 
 import numpy as np
-from PIL import Image
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from vgg_keras.data import pipeline, shapes, sources, tfrecords
 from vgg_keras.data.testing import write_image_folder
@@ -61,13 +61,11 @@ def test_folder_source_rejects_missing_or_empty(tmp_path):
 def test_write_and_read_tfrecords_round_trip(folder, tmp_path):
     root = os.path.join(folder, "train")
     shard_paths = tfrecords.write_tfrecords(root, str(tmp_path), num_shards=2, prefix="train")
-    assert [os.path.basename(p) for p in shard_paths] == ["train-00000-of-00002",
-                                                          "train-00001-of-00002"]
+    assert [os.path.basename(p) for p in shard_paths] == ["train-00000-of-00002", "train-00001-of-00002"]
     source = sources.tfrecord_source(str(tmp_path / "train-*"), num_classes=3)
     assert source.class_names == ("class_0", "class_1", "class_2")  # from labels.txt
     from_records = sorted((ex["image"], int(ex["label"])) for ex in _examples(source))
-    from_folder = sorted((ex["image"], int(ex["label"]))
-                         for ex in _examples(sources.folder_source(root)))
+    from_folder = sorted((ex["image"], int(ex["label"])) for ex in _examples(sources.folder_source(root)))
     assert from_records == from_folder  # bytes untouched, labels 0-based
     # both shards mix classes (shuffled before sharding)
     per_shard = [sources.tfrecord_source(p, num_classes=3) for p in shard_paths]
@@ -78,14 +76,21 @@ def test_tfrecord_label_offset_and_sharding(folder, tmp_path):
     root = os.path.join(folder, "train")
     tfrecords.write_tfrecords(root, str(tmp_path), num_shards=3, label_offset=1)
     pattern = str(tmp_path / "train-*")
-    labels = sorted(int(ex["label"]) for ex in _examples(
-        sources.tfrecord_source(pattern, num_classes=3, label_offset=1)))
+    labels = sorted(
+        int(ex["label"]) for ex in _examples(sources.tfrecord_source(pattern, num_classes=3, label_offset=1))
+    )
     assert labels == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     everything = {ex["image"] for ex in _examples(sources.tfrecord_source(pattern, num_classes=3))}
     for num_shards in (3, 4):  # whole files per worker, then every n-th record
-        shards = [[ex["image"] for ex in _examples(sources.tfrecord_source(
-            pattern, num_classes=3, input_context=_Context(num_shards, i)))]
-            for i in range(num_shards)]
+        shards = [
+            [
+                ex["image"]
+                for ex in _examples(
+                    sources.tfrecord_source(pattern, num_classes=3, input_context=_Context(num_shards, i))
+                )
+            ]
+            for i in range(num_shards)
+        ]
         flat = [b for shard in shards for b in shard]
         assert len(flat) == len(everything) and set(flat) == everything
 
@@ -123,7 +128,7 @@ def test_generated_bbox_encloses_the_object():
         ymin, xmin, ymax, xmax = example["bbox"]
         assert 0 <= ymin < ymax <= 1 and 0 <= xmin < xmax <= 1
         inside = np.zeros((h, w), bool)
-        inside[int(ymin * h) + 1:int(ymax * h) - 1, int(xmin * w) + 1:int(xmax * w) - 1] = True
+        inside[int(ymin * h) + 1 : int(ymax * h) - 1, int(xmin * w) + 1 : int(xmax * w) - 1] = True
         centre = image[int((ymin + ymax) / 2 * h), int((xmin + xmax) / 2 * w)]
         outside = image[~inside].mean(axis=0)
         assert np.linalg.norm(centre - outside) > 50, index
@@ -156,11 +161,16 @@ def test_builtin_builder_tiny_config(tiny_dir):
 
 
 def test_builtin_source_sharded_disjoint_and_covering(tiny_dir):
-    full = {ex["image"] for ex in _examples(
-        sources.builtin_source("validation", data_dir=tiny_dir, config="tiny"))}
-    shards = [[ex["image"] for ex in _examples(sources.builtin_source(
-        "validation", data_dir=tiny_dir, config="tiny", input_context=_Context(2, i)))]
-        for i in range(2)]
+    full = {ex["image"] for ex in _examples(sources.builtin_source("validation", data_dir=tiny_dir, config="tiny"))}
+    shards = [
+        [
+            ex["image"]
+            for ex in _examples(
+                sources.builtin_source("validation", data_dir=tiny_dir, config="tiny", input_context=_Context(2, i))
+            )
+        ]
+        for i in range(2)
+    ]
     assert len(shards[0]) + len(shards[1]) == len(full) == 24
     assert set(shards[0]) | set(shards[1]) == full
     with pytest.raises(ValueError, match="config"):
@@ -175,10 +185,8 @@ def test_get_source_dispatch(folder, tmp_path):
     assert by_split.num_examples == 9
     direct = sources.get_source(f"folder:{folder}/train", "validation")
     assert direct.num_examples == 9
-    tfrecords.write_tfrecords(os.path.join(folder, "train"), str(tmp_path), num_shards=1,
-                              prefix="validation")
-    records = sources.get_source(f"tfrecord:{tmp_path}/{{split}}-*", "validation",
-                                 num_classes=3)
+    tfrecords.write_tfrecords(os.path.join(folder, "train"), str(tmp_path), num_shards=1, prefix="validation")
+    records = sources.get_source(f"tfrecord:{tmp_path}/{{split}}-*", "validation", num_classes=3)
     assert len(_examples(records)) == 9
     for bad in ("", "folder:", "tfrecord:"):
         with pytest.raises(ValueError, match="name"):

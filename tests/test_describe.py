@@ -8,12 +8,11 @@ import zipfile
 import keras
 import numpy as np
 import pytest
+from helpers import save_load_round_trip
 
 import vgg_keras
 from vgg_keras import models
 from vgg_keras.preprocessing import Preprocessing
-
-from helpers import save_load_round_trip
 
 TINY = {"width_multiplier": 1 / 16, "fc_units": 16, "classes": 5}
 
@@ -91,7 +90,10 @@ def _check_stages(model, d):
     assert d.preprocessing_layer not in staged
     if d.batch_norm:
         assert {type(model.get_layer(name)) for name in d.stages["block3"]} >= {
-            keras.layers.Conv2D, keras.layers.BatchNormalization, keras.layers.ReLU}
+            keras.layers.Conv2D,
+            keras.layers.BatchNormalization,
+            keras.layers.ReLU,
+        }
     if d.head is None:
         assert "fc" not in d.stages and set(d.stages) <= set(models.STAGES) | {"head"}
         return
@@ -104,8 +106,16 @@ def test_describe_every_variant_and_its_old_layout(variant):
     config, kwargs, expected = VARIANTS[variant]
     model = _tiny(config, **kwargs)
     d = vgg_keras.describe(model)
-    defaults = {"batch_norm": False, "lrn": False, "preprocessing": None, "data_format": "channels_last",
-                "width_multiplier": 1 / 16, "classes": 5, "classifier_activation": "softmax", "fc_units": 16}
+    defaults = {
+        "batch_norm": False,
+        "lrn": False,
+        "preprocessing": None,
+        "data_format": "channels_last",
+        "width_multiplier": 1 / 16,
+        "classes": 5,
+        "classifier_activation": "softmax",
+        "fc_units": 16,
+    }
     if kwargs.get("include_top", True) is False:
         defaults.update(classifier_activation=None, classes=None, fc_units=None)
     for field, value in {**defaults, **expected}.items():
@@ -117,8 +127,16 @@ def test_describe_every_variant_and_its_old_layout(variant):
 
 
 def test_spec_survives_keras_round_trip(tmp_path):
-    model = _tiny("B", batch_norm=True, head="conv", base_size=32, classifier_activation=None,
-                  include_preprocessing=True, preprocessing="mean_rgb", dropout=0.5)
+    model = _tiny(
+        "B",
+        batch_norm=True,
+        head="conv",
+        base_size=32,
+        classifier_activation=None,
+        include_preprocessing=True,
+        preprocessing="mean_rgb",
+        dropout=0.5,
+    )
     x = np.random.default_rng(0).uniform(0, 255, (1, 40, 48, 3)).astype("float32")
     restored = save_load_round_trip(model, tmp_path, x)  # same class, spec, weights and outputs
     with zipfile.ZipFile(tmp_path / f"{model.name}.keras") as archive:
@@ -194,22 +212,38 @@ def test_head_of_is_a_deprecated_alias():
 
 
 def test_layer_stage_names_each_layer_of_every_head():
-    cases = {"block1_conv1": "block1", "block3_bn2": "block3", "block5_pool": "block5", "block1_lrn": "block1",
-             "flatten": "fc", "fc1": "fc", "fc2_dropout": "fc", "predictions": "head", "score_average": "head",
-             "predictions_activation": "head", "avg_pool": "head", "head_dropout": "head",
-             "preprocessing": None, "input_layer": None, "image": None}
+    cases = {
+        "block1_conv1": "block1",
+        "block3_bn2": "block3",
+        "block5_pool": "block5",
+        "block1_lrn": "block1",
+        "flatten": "fc",
+        "fc1": "fc",
+        "fc2_dropout": "fc",
+        "predictions": "head",
+        "score_average": "head",
+        "predictions_activation": "head",
+        "avg_pool": "head",
+        "head_dropout": "head",
+        "preprocessing": None,
+        "input_layer": None,
+        "image": None,
+    }
     assert {name: models.layer_stage(name) for name in cases} == cases
 
 
-@pytest.mark.parametrize("head,activation,names", [
-    ("dense", "softmax", ["predictions"]),
-    ("conv", "softmax", ["predictions", "score_average", "predictions_activation"]),
-    ("conv", None, ["predictions", "score_average"]),
-])
+@pytest.mark.parametrize(
+    "head,activation,names",
+    [
+        ("dense", "softmax", ["predictions"]),
+        ("conv", "softmax", ["predictions", "score_average", "predictions_activation"]),
+        ("conv", None, ["predictions", "score_average"]),
+    ],
+)
 def test_the_builders_use_classifier_layers(head, activation, names):
     assert [layer.name for layer in models.classifier_layers(3, head, activation=activation)] == names
     built = _tiny("A", head=head, base_size=32, classifier_activation=activation, input_shape=(32, 32, 3))
-    assert [layer.name for layer in built.layers][-len(names):] == names
+    assert [layer.name for layer in built.layers][-len(names) :] == names
     assert vgg_keras.describe(built).score_layers == tuple(names)
 
 

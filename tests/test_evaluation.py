@@ -10,8 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from vgg_keras import models
-from vgg_keras import preprocessing
+from vgg_keras import models, preprocessing
 from vgg_keras.data import crops as crops_lib
 from vgg_keras.data.sources import Source
 from vgg_keras.evaluation import forward, inputs, metrics, plots, protocol
@@ -38,15 +37,21 @@ def _randomise(model: keras.Model, seed: int = 0) -> keras.Model:
             continue
         kernel, bias = values[0], values[1]
         fan_in = int(np.prod(kernel.shape[:-1]))
-        layer.set_weights([rng.normal(0, np.sqrt(2.0 / fan_in), kernel.shape).astype("float32"),
-                           rng.normal(0.3, 0.3, bias.shape).astype("float32")] + values[2:])
+        layer.set_weights(
+            [
+                rng.normal(0, np.sqrt(2.0 / fan_in), kernel.shape).astype("float32"),
+                rng.normal(0.3, 0.3, bias.shape).astype("float32"),
+            ]
+            + values[2:]
+        )
     return model
 
 
 def _tiny(config="A", seed=0, **kwargs) -> keras.Model:
     kwargs.setdefault("input_shape", (BASE, BASE, 3))
-    model = models.build(config, weights=None, width_multiplier=1 / 16, fc_units=32, base_size=BASE,
-                         classes=CLASSES, **kwargs)
+    model = models.build(
+        config, weights=None, width_multiplier=1 / 16, fc_units=32, base_size=BASE, classes=CLASSES, **kwargs
+    )
     return _randomise(model, seed)
 
 
@@ -67,7 +72,8 @@ def _png(image: np.ndarray) -> bytes:
 
 def _source(images, labels, num_classes=CLASSES) -> Source:
     dataset = tf.data.Dataset.from_tensor_slices(
-        {"image": [_png(image) for image in images], "label": np.asarray(labels, np.int64)})
+        {"image": [_png(image) for image in images], "label": np.asarray(labels, np.int64)}
+    )
     return Source(dataset, num_classes, tuple(f"c{i}" for i in range(num_classes)), len(images))
 
 
@@ -90,8 +96,13 @@ def test_multicrop_grid_positions_counts_and_flips():
     rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
     image = np.stack([rows, cols, np.zeros_like(rows)], -1).astype("uint8")
     source = _source([image], [0])
-    batch = next(iter(inputs.eval_batches(source, scales=scales, kinds=["multicrop"], crop_size=crop,
-                                          grid=5, flip=True, batch_size=1)))
+    batch = next(
+        iter(
+            inputs.eval_batches(
+                source, scales=scales, kinds=["multicrop"], crop_size=crop, grid=5, flip=True, batch_size=1
+            )
+        )
+    )
     total = 0
     for scale in scales:
         stack = batch[inputs.view_key("multicrop", scale)][0].numpy()
@@ -102,7 +113,7 @@ def test_multicrop_grid_positions_counts_and_flips():
         assert len(set(boxes)) == 25
         assert boxes[0] == (0, 0) and boxes[-1] == (resized.shape[0] - crop, resized.shape[1] - crop)
         for index, (top, left) in enumerate(boxes):
-            window = resized[top:top + crop, left:left + crop]
+            window = resized[top : top + crop, left : left + crop]
             np.testing.assert_array_equal(stack[index], window)
             np.testing.assert_array_equal(stack[25 + index], window[:, ::-1])
         # Every crop appears once plain and once mirrored, never twice the same way.
@@ -113,8 +124,15 @@ def test_multicrop_grid_positions_counts_and_flips():
 
 def test_report_counts_150_crops_for_three_scales(runner):
     images = [_image(80, 100, 1)]
-    report = protocol.evaluate(runner, _source(images, [1]), methods="multicrop", scales=(64, 72, 80),
-                               crop_size=BASE, num_samples=0, progress=False)
+    report = protocol.evaluate(
+        runner,
+        _source(images, [1]),
+        methods="multicrop",
+        scales=(64, 72, 80),
+        crop_size=BASE,
+        num_samples=0,
+        progress=False,
+    )
     assert report.rows[0]["crops_per_image"] == 150
     assert report.rows[0]["num_images"] == 1
 
@@ -148,8 +166,19 @@ def test_centre_crops_and_mirrors_in_passes_of_forward_batch_size(runner):
 
 def test_dense_equals_centre_crop_on_a_base_size_image(model):
     image = _image(BASE, BASE, 3)
-    batch = next(iter(inputs.eval_batches(_source([image], [0]), scales=(BASE,), kinds=["center", "dense"],
-                                          crop_size=BASE, grid=5, flip=True, batch_size=1)))
+    batch = next(
+        iter(
+            inputs.eval_batches(
+                _source([image], [0]),
+                scales=(BASE,),
+                kinds=["center", "dense"],
+                crop_size=BASE,
+                grid=5,
+                flip=True,
+                batch_size=1,
+            )
+        )
+    )
     posteriors = protocol.batch_posteriors(prepare_model(model), batch, ["center", "dense"], (BASE,), flip=False)
     np.testing.assert_allclose(posteriors["dense"], posteriors["center"], rtol=1e-5, atol=1e-6)
     decoded = np.asarray(Image.open(io.BytesIO(_png(image))), "float32")
@@ -170,7 +199,7 @@ def _padded(images):
     height, width = max(i.shape[0] for i in images), max(i.shape[1] for i in images)
     batch = np.zeros((len(images), height, width, 3), "float32")
     for index, image in enumerate(images):
-        batch[index, :image.shape[0], :image.shape[1]] = image
+        batch[index, : image.shape[0], : image.shape[1]] = image
     return batch, np.array([i.shape[:2] for i in images], "int32")
 
 
@@ -183,8 +212,9 @@ MIXED = ((64, 100), (97, 64), (75, 83), (64, 100))
 def test_padded_batched_dense_equals_per_image_dense(model, runner, flip, pad_multiple):
     images = [_image(h, w, seed) for seed, (h, w) in enumerate(MIXED)]
     batch, sizes = _padded(images)
-    batched = protocol.dense_posteriors(_scores_runner(runner), batch, sizes, flip=flip,
-                                        pad_multiple=pad_multiple).numpy()
+    batched = protocol.dense_posteriors(
+        _scores_runner(runner), batch, sizes, flip=flip, pad_multiple=pad_multiple
+    ).numpy()
     np.testing.assert_allclose(batched, _per_image_scores(model, images, flip), rtol=1e-4, atol=1e-4)
 
 
@@ -226,14 +256,18 @@ def test_dense_groups_buckets_by_rounded_size():
 def test_masked_pass_on_a_full_batch_equals_the_plain_pass(runner):
     batch = np.stack([_image(64, 80, s) for s in range(2)])
     full = np.array([[64, 80], [64, 80]], "int32")
-    np.testing.assert_allclose(runner.posteriors(batch, full).numpy(), runner.posteriors(batch).numpy(),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        runner.posteriors(batch, full).numpy(), runner.posteriors(batch).numpy(), rtol=1e-5, atol=1e-6
+    )
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(sizes=np.array([[64, 80]], "int32")), "sizes"),
-    (dict(pad_multiple=0), "pad_multiple"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(sizes=np.array([[64, 80]], "int32")), "sizes"),
+        (dict(pad_multiple=0), "pad_multiple"),
+    ],
+)
 def test_dense_bad_arguments_are_named(runner, kwargs, match):
     kwargs.setdefault("sizes", np.array([[64, 80], [64, 80]], "int32"))
     with pytest.raises(ValueError, match=match):
@@ -244,8 +278,9 @@ def test_padded_dense_with_lrn_and_batch_norm_layers():
     model = _tiny("A-LRN", seed=5, batch_norm=True)
     images = [_image(96, 64, 10), _image(64, 71, 11)]
     batch, sizes = _padded(images)
-    batched = protocol.dense_posteriors(_scores_runner(prepare_model(model)), batch, sizes, flip=False,
-                                        pad_multiple=128).numpy()
+    batched = protocol.dense_posteriors(
+        _scores_runner(prepare_model(model)), batch, sizes, flip=False, pad_multiple=128
+    ).numpy()
     np.testing.assert_allclose(batched, _per_image_scores(model, images, False), rtol=1e-4, atol=1e-4)
 
 
@@ -255,8 +290,9 @@ def test_zero_padding_without_masks_would_differ(model):
     batch, sizes = _padded(images)
     maps = models.score_map_model(model).predict(batch, verbose=0)
     kernel = BASE // 32  # fc1 is a kernel x kernel valid conv on the block5 map (size // 32)
-    leaky = np.stack([maps[b, :h // 32 - kernel + 1, :w // 32 - kernel + 1].mean((0, 1))
-                      for b, (h, w) in enumerate(sizes)])
+    leaky = np.stack(
+        [maps[b, : h // 32 - kernel + 1, : w // 32 - kernel + 1].mean((0, 1)) for b, (h, w) in enumerate(sizes)]
+    )
     assert not np.allclose(leaky, _per_image_scores(model, images, False), atol=1e-3)
 
 
@@ -273,14 +309,14 @@ def test_evaluate_groups_mixed_shapes_without_changing_results_or_order(model, r
     # against the channels_last model one image at a time.
     shapes = [(64, 96), (96, 64), (64, 96), (80, 64), (96, 64)]
     source = _source([_image(h, w, seed) for seed, (h, w) in enumerate(shapes)], [0, 1, 2, 3, 4])
-    kwargs = dict(methods=("dense",), scales=(64, 80), crop_size=BASE, num_samples=0, progress=False,
-                  model_names=["m"])
+    kwargs = dict(methods=("dense",), scales=(64, 80), crop_size=BASE, num_samples=0, progress=False, model_names=["m"])
     grouped = protocol.evaluate(models.to_data_format(model, "channels_first"), source, batch_size=5, **kwargs)
     alone = protocol.evaluate(runner, source, batch_size=1, **kwargs)
     np.testing.assert_array_equal(grouped.labels, [0, 1, 2, 3, 4])
     np.testing.assert_array_equal(grouped.top_predictions["m", "dense"][0], alone.top_predictions["m", "dense"][0])
-    np.testing.assert_allclose(grouped.top_predictions["m", "dense"][1], alone.top_predictions["m", "dense"][1],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        grouped.top_predictions["m", "dense"][1], alone.top_predictions["m", "dense"][1], rtol=1e-5, atol=1e-6
+    )
     assert grouped.rows == alone.rows
 
 
@@ -293,7 +329,8 @@ def test_baked_in_preprocessing_equals_preprocess_callable():
     batch, sizes = _padded(images)
     with_layer = protocol.dense_posteriors(prepare_model(baked), batch, sizes).numpy()
     with_callable = protocol.dense_posteriors(
-        prepare_model(plain, preprocessing.preprocess_input), batch, sizes).numpy()
+        prepare_model(plain, preprocessing.preprocess_input), batch, sizes
+    ).numpy()
     np.testing.assert_allclose(with_layer, with_callable, rtol=1e-5, atol=1e-6)
     single = np.concatenate([protocol.dense_posteriors(prepare_model(baked), i[None]).numpy() for i in images])
     np.testing.assert_allclose(with_layer, single, rtol=1e-4, atol=1e-5)
@@ -306,8 +343,14 @@ def test_baked_in_preprocessing_equals_preprocess_callable():
 
 def test_ensemble_of_identical_models_equals_one_model(model, runner):
     source = _source([_image(70, 90, s) for s in range(4)], [0, 1, 2, 3])
-    kwargs = dict(methods=("dense", "multicrop", "dense+multicrop"), scales=(64, 80), crop_size=BASE,
-                  batch_size=3, num_samples=0, progress=False)
+    kwargs = dict(
+        methods=("dense", "multicrop", "dense+multicrop"),
+        scales=(64, 80),
+        crop_size=BASE,
+        batch_size=3,
+        num_samples=0,
+        progress=False,
+    )
     single = protocol.evaluate(runner, source, **kwargs)
     twin = keras.models.clone_model(model)
     twin.set_weights(model.get_weights())
@@ -316,14 +359,22 @@ def test_ensemble_of_identical_models_equals_one_model(model, runner):
     for one, many in zip(single.rows, ensemble.rows[-3:]):
         assert (one["top1_error"], one["top5_error"]) == (many["top1_error"], many["top5_error"])
     for method in kwargs["methods"]:
-        np.testing.assert_allclose(single.top_predictions[(model.name, method)][1],
-                                   ensemble.top_predictions[ensemble.primary[0], method][1], rtol=1e-5)
+        np.testing.assert_allclose(
+            single.top_predictions[(model.name, method)][1],
+            ensemble.top_predictions[ensemble.primary[0], method][1],
+            rtol=1e-5,
+        )
 
 
 def test_combination_averages_dense_and_multicrop_posteriors(runner):
     source = _source([_image(72, 88, 9)], [2])
-    batch = next(iter(inputs.eval_batches(source, scales=(64, 72), kinds=["dense", "multicrop"], crop_size=BASE,
-                                          grid=5, flip=True, batch_size=1)))
+    batch = next(
+        iter(
+            inputs.eval_batches(
+                source, scales=(64, 72), kinds=["dense", "multicrop"], crop_size=BASE, grid=5, flip=True, batch_size=1
+            )
+        )
+    )
     methods = ["dense", "multicrop", "dense+multicrop"]
     posteriors = protocol.batch_posteriors(runner, batch, methods, (64, 72), flip=True)
     np.testing.assert_allclose(posteriors["dense+multicrop"], (posteriors["dense"] + posteriors["multicrop"]) / 2)
@@ -332,12 +383,14 @@ def test_combination_averages_dense_and_multicrop_posteriors(runner):
 
 
 def test_top_k_error_on_hand_made_predictions():
-    posteriors = np.array([
-        [0.1, 0.6, 0.2, 0.05, 0.05, 0.0],   # label 1: top-1 hit
-        [0.5, 0.1, 0.2, 0.1, 0.05, 0.05],   # label 2: second -> top-5 hit only
-        [0.0, 0.0, 0.0, 0.0, 0.1, 0.9],     # label 0: not in the top 5 (0 ties, lowest index last)
-        [0.3, 0.2, 0.1, 0.15, 0.15, 0.1],   # label 3: rank 3 -> top-5 hit
-    ])
+    posteriors = np.array(
+        [
+            [0.1, 0.6, 0.2, 0.05, 0.05, 0.0],  # label 1: top-1 hit
+            [0.5, 0.1, 0.2, 0.1, 0.05, 0.05],  # label 2: second -> top-5 hit only
+            [0.0, 0.0, 0.0, 0.0, 0.1, 0.9],  # label 0: not in the top 5 (0 ties, lowest index last)
+            [0.3, 0.2, 0.1, 0.15, 0.15, 0.1],  # label 3: rank 3 -> top-5 hit
+        ]
+    )
     labels = np.array([1, 2, 0, 3])
     assert metrics.top_k_error(posteriors, labels, 1) == pytest.approx(0.75)
     assert metrics.top_k_error(posteriors, labels, 2) == pytest.approx(0.5)
@@ -355,8 +408,15 @@ def test_confusion_summary_on_hand_made_predictions():
     top = np.array([[1, 0], [1, 0], [0, 1], [2, 1]])
     labels = np.array([0, 0, 0, 2])
     summary = metrics.confusion_summary(top, labels, ("a", "b", "c"))
-    assert summary[0] == {"class": 0, "name": "a", "num_images": 3, "top1_error": pytest.approx(2 / 3),
-                          "top5_error": 0.0, "most_confused_with": "b", "confused_count": 2}
+    assert summary[0] == {
+        "class": 0,
+        "name": "a",
+        "num_images": 3,
+        "top1_error": pytest.approx(2 / 3),
+        "top5_error": 0.0,
+        "most_confused_with": "b",
+        "confused_count": 2,
+    }
     assert summary[1]["name"] == "c" and summary[1]["top1_error"] == 0.0 and summary[1]["most_confused_with"] is None
 
 
@@ -365,8 +425,17 @@ def test_confusion_summary_on_hand_made_predictions():
 
 def test_report_files_table_and_json(model, runner, tmp_path):
     source = _source([_image(70, 90, s) for s in range(3)], [0, 1, 1])
-    report = protocol.evaluate(runner, source, methods=("center", "dense"), scales=(64,), crop_size=BASE,
-                               train_scale=(64, 128), output_dir=str(tmp_path), num_samples=2, progress=False)
+    report = protocol.evaluate(
+        runner,
+        source,
+        methods=("center", "dense"),
+        scales=(64,),
+        crop_size=BASE,
+        train_scale=(64, 128),
+        output_dir=str(tmp_path),
+        num_samples=2,
+        progress=False,
+    )
     table = report.to_markdown().splitlines()
     assert table[0].startswith("| ConvNet | train S | test Q | eval method")
     assert table[2].startswith(f"| {model.name} | [64;128] | 64 | centre crop + flip | 2 |")
@@ -379,13 +448,16 @@ def test_report_files_table_and_json(model, runner, tmp_path):
         assert Image.open(tmp_path / name).size[0] > 100
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(methods=("dense", "sliding")), "methods"),
-    (dict(methods=("center",), scales=(48,)), "scales"),
-    (dict(methods=("dense",), scales=(48,), crop_size=48), "base_size"),
-    (dict(batch_size=0), "batch_size"),
-    (dict(preprocess=[None, None]), "preprocess"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(methods=("dense", "sliding")), "methods"),
+        (dict(methods=("center",), scales=(48,)), "scales"),
+        (dict(methods=("dense",), scales=(48,), crop_size=48), "base_size"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(preprocess=[None, None]), "preprocess"),
+    ],
+)
 def test_bad_arguments_are_named(runner, kwargs, match):
     kwargs.setdefault("crop_size", BASE)
     kwargs.setdefault("scales", (64,))

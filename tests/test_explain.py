@@ -24,16 +24,32 @@ CLASSES = 5
 
 def _model(batch_norm=False, preprocessing=False, activation="softmax", head="dense", seed=0, size=SIZE):
     keras.utils.set_random_seed(seed)
-    model = vgg_keras.build("A", batch_norm=batch_norm, width_multiplier=1 / 16, fc_units=32, classes=CLASSES,
-                            base_size=size, input_shape=(size, size, 3), dropout=0.5, head=head,
-                            classifier_activation=activation, include_preprocessing=preprocessing,
-                            preprocessing="torch" if preprocessing else None)
+    model = vgg_keras.build(
+        "A",
+        batch_norm=batch_norm,
+        width_multiplier=1 / 16,
+        fc_units=32,
+        classes=CLASSES,
+        base_size=size,
+        input_shape=(size, size, 3),
+        dropout=0.5,
+        head=head,
+        classifier_activation=activation,
+        include_preprocessing=preprocessing,
+        preprocessing="torch" if preprocessing else None,
+    )
     rng = np.random.default_rng(seed)
     for layer in model.layers:  # non-trivial BatchNorm statistics, so inference mode matters
         if isinstance(layer, keras.layers.BatchNormalization):
             gamma, beta, mean, variance = (w.shape for w in layer.get_weights())
-            layer.set_weights([rng.uniform(0.5, 1.5, gamma), rng.normal(0, 0.1, beta),
-                               rng.normal(0, 0.1, mean), rng.uniform(0.5, 2.0, variance)])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, gamma),
+                    rng.normal(0, 0.1, beta),
+                    rng.normal(0, 0.1, mean),
+                    rng.uniform(0.5, 2.0, variance),
+                ]
+            )
     return model
 
 
@@ -81,8 +97,10 @@ def test_gradcam_equals_hand_computation(variant):
     logits = _logits_twin(model)
     bn = VARIANTS[variant].get("batch_norm", False)
     # BatchNorm variants: a conv's activations are taken after its BN and ReLU.
-    for layer, activations_layer in (("block4_conv2", "block4_relu2" if bn else "block4_conv2"),
-                                     (None, "block5_relu2" if bn else "block5_conv2")):
+    for layer, activations_layer in (
+        ("block4_conv2", "block4_relu2" if bn else "block4_conv2"),
+        (None, "block5_relu2" if bn else "block5_conv2"),
+    ):
         images, classes = _images(), np.array([2, 2, 4])
         grad_model = keras.Model(logits.input, [logits.get_layer(activations_layer).output, logits.output])
         with tf.GradientTape() as tape:
@@ -92,18 +110,27 @@ def test_gradcam_equals_hand_computation(variant):
         cam = tf.nn.relu(tf.reduce_sum(alpha * activations, axis=-1))
         expected = tf.image.resize(cam[..., None], (SIZE, SIZE), method="bilinear")[..., 0].numpy()
         assert expected.max() > 0
-        np.testing.assert_allclose(explain.gradcam(model, images, classes, layer=layer), expected,
-                                   rtol=1e-4, atol=1e-6 * expected.max())
+        np.testing.assert_allclose(
+            explain.gradcam(model, images, classes, layer=layer), expected, rtol=1e-4, atol=1e-6 * expected.max()
+        )
 
 
 def test_dense_and_conv_heads_give_the_same_maps_at_base_size():
     dense = _model(batch_norm=True, preprocessing=True)
     conv = vgg_keras.to_fully_convolutional(dense)
     images = _images()
-    for method, kwargs in (("saliency", {}), ("gradcam", {}), ("gradcam", {"layer": "block3_conv1"}),
-                           ("smoothgrad", {"samples": 3, "seed": 1})):
-        np.testing.assert_allclose(explain.explain(conv, images, method, **kwargs),
-                                   explain.explain(dense, images, method, **kwargs), rtol=1e-4, atol=1e-6)
+    for method, kwargs in (
+        ("saliency", {}),
+        ("gradcam", {}),
+        ("gradcam", {"layer": "block3_conv1"}),
+        ("smoothgrad", {"samples": 3, "seed": 1}),
+    ):
+        np.testing.assert_allclose(
+            explain.explain(conv, images, method, **kwargs),
+            explain.explain(dense, images, method, **kwargs),
+            rtol=1e-4,
+            atol=1e-6,
+        )
     # The conv head also explains larger inputs (class scores averaged over space first).
     assert explain.gradcam(conv, _images(size=64)).shape == (3, 64, 64)
     assert "fc1" in explain.conv_layer_names(conv) and explain.default_layer(conv) == "block5_conv2"
@@ -112,14 +139,24 @@ def test_dense_and_conv_heads_give_the_same_maps_at_base_size():
 def test_gradcam_on_the_layer_feeding_the_scores_is_the_score_without_bias():
     # fc2 of a conv head without dropout feeds `predictions` directly; at base size its map is
     # 1x1, alpha_k is the 1x1 kernel's weight w_kc, so the map is ReLU(score_c - bias_c) everywhere.
-    model = vgg_keras.build("A", width_multiplier=1 / 16, fc_units=32, classes=CLASSES, base_size=SIZE,
-                            input_shape=(SIZE, SIZE, 3), dropout=0.0, head="conv", classifier_activation=None)
+    model = vgg_keras.build(
+        "A",
+        width_multiplier=1 / 16,
+        fc_units=32,
+        classes=CLASSES,
+        base_size=SIZE,
+        input_shape=(SIZE, SIZE, 3),
+        dropout=0.0,
+        head="conv",
+        classifier_activation=None,
+    )
     images, classes = _images(), np.array([0, 1, 4])
     scores = model.predict(images, verbose=0)[np.arange(3), classes]
     bias = model.get_layer("predictions").get_weights()[1][classes]
     maps = explain.gradcam(model, images, classes, layer="fc2")
-    np.testing.assert_allclose(maps, np.broadcast_to(np.maximum(scores - bias, 0)[:, None, None], maps.shape),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        maps, np.broadcast_to(np.maximum(scores - bias, 0)[:, None, None], maps.shape), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_smoothgrad_averages_saliency_of_noisy_copies():
@@ -127,13 +164,20 @@ def test_smoothgrad_averages_saliency_of_noisy_copies():
     images = _images(2)
     rng = np.random.default_rng(7)
     spread = 0.2 * (images.max(axis=(1, 2, 3), keepdims=True) - images.min(axis=(1, 2, 3), keepdims=True))
-    expected = np.mean([explain.saliency(model, images + rng.normal(size=images.shape).astype(np.float32) * spread,
-                                         [1, 2]) for _ in range(4)], axis=0)
-    np.testing.assert_allclose(explain.smoothgrad(model, images, [1, 2], samples=4, noise=0.2, seed=7), expected,
-                               rtol=1e-5)
+    expected = np.mean(
+        [
+            explain.saliency(model, images + rng.normal(size=images.shape).astype(np.float32) * spread, [1, 2])
+            for _ in range(4)
+        ],
+        axis=0,
+    )
+    np.testing.assert_allclose(
+        explain.smoothgrad(model, images, [1, 2], samples=4, noise=0.2, seed=7), expected, rtol=1e-5
+    )
     # noise=0 and one sample is plain saliency.
-    np.testing.assert_allclose(explain.smoothgrad(model, images, samples=1, noise=0.0),
-                               explain.saliency(model, images), rtol=1e-6)
+    np.testing.assert_allclose(
+        explain.smoothgrad(model, images, samples=1, noise=0.0), explain.saliency(model, images), rtol=1e-6
+    )
 
 
 # --------------------------------------------------------------------------- bad input
@@ -159,8 +203,9 @@ def test_bad_layer_names_and_classes_say_what_is_allowed():
     with pytest.raises(ValueError, match=r"images must be a batch \[B, H, W, C\]"):
         explain.saliency(model, images[0, 0])
     with pytest.raises(ValueError, match="needs a Dense or Conv2D layer named 'predictions'"):
-        explain.saliency(vgg_keras.build("A", include_top=False, width_multiplier=1 / 16, input_shape=(32, 32, 3)),
-                         images)
+        explain.saliency(
+            vgg_keras.build("A", include_top=False, width_multiplier=1 / 16, input_shape=(32, 32, 3)), images
+        )
     with pytest.raises(TypeError, match="model must be a keras.Model"):
         explain.gradcam("vgg16", images)
 
@@ -187,8 +232,14 @@ def test_maps_match_under_other_backends(tmp_path, backend):
     images = _images(2)
     np.save(images_path, images)
     env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="", PYTHONPATH=ROOT)
-    result = subprocess.run([sys.executable, "-c", _BACKEND_SCRIPT, model_path, images_path, out], env=env,
-                            capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", _BACKEND_SCRIPT, model_path, images_path, out],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     maps = np.load(out)
     assert str(maps["backend"]) == backend
@@ -257,30 +308,42 @@ def _coloured_squares(count, seed, size=64):
         image = data_testing.smooth_image(size, size, seed=seed * 1000 + i).astype(np.float32) * 0.5 + 64
         side = int(rng.integers(size // 3, size // 2 + 1))
         top, left = (int(v) for v in rng.integers(0, size - side + 1, 2))
-        image[top:top + side, left:left + side] = COLOURS[i % 3]
+        image[top : top + side, left : left + side] = COLOURS[i % 3]
         images.append(data_testing.encode(image.astype(np.uint8), "PNG"))
         labels.append(i % 3)
         boxes.append([top / size, left / size, (top + side) / size, (left + side) / size])
-    dataset = tf.data.Dataset.from_tensor_slices({"image": tf.constant(images), "label": tf.constant(labels, tf.int64),
-                                                  "bbox": tf.constant(boxes, tf.float32)})
+    dataset = tf.data.Dataset.from_tensor_slices(
+        {"image": tf.constant(images), "label": tf.constant(labels, tf.int64), "bbox": tf.constant(boxes, tf.float32)}
+    )
     return Source(dataset, 3, ("red", "green", "blue"), count)
 
 
 @pytest.mark.slow  # trains a tiny model (60 steps)
 def test_pointing_game_trained_model_beats_random_init():
     keras.utils.set_random_seed(0)
-    model = vgg_keras.build("A", batch_norm=True, width_multiplier=1 / 16, fc_units=32, classes=3,
-                            input_shape=(64, 64, 3), dropout=0.0, include_preprocessing=True, preprocessing="torch")
+    model = vgg_keras.build(
+        "A",
+        batch_norm=True,
+        width_multiplier=1 / 16,
+        fc_units=32,
+        classes=3,
+        input_shape=(64, 64, 3),
+        dropout=0.0,
+        include_preprocessing=True,
+        preprocessing="torch",
+    )
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
-    batches = vgg_keras.data.train_dataset(_coloured_squares(192, seed=1), batch_size=32, crop_size=64, scale=64,
-                                           color_shift_std=0.0, seed=0)
+    batches = vgg_keras.data.train_dataset(
+        _coloured_squares(192, seed=1), batch_size=32, crop_size=64, scale=64, color_shift_std=0.0, seed=0
+    )
     model.fit(batches, steps_per_epoch=60, epochs=1, verbose=0)
     validation = _coloured_squares(48, seed=2)
     for layer, margin in ((None, 0.2), ("block4_conv2", 0.4)):
         trained = explain.pointing_game(model, validation, layer=layer)
         # Random init of the same architecture, averaged over three draws.
-        random = np.mean([explain.pointing_game(keras.models.clone_model(model), validation, layer=layer).accuracy
-                          for _ in range(3)])
+        random = np.mean(
+            [explain.pointing_game(keras.models.clone_model(model), validation, layer=layer).accuracy for _ in range(3)]
+        )
         assert trained.num_images == 48 and trained.layer == (layer or "block5_conv2")
         assert trained.accuracy >= random + margin, (layer, trained, random)
     saliency = explain.pointing_game(model, validation, method="saliency", tolerance=2.0)
@@ -305,9 +368,16 @@ def test_explain_recipe_writes_one_png_per_image(tmp_path):
     output_dir = tmp_path / "maps"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
 
-    command = [sys.executable, os.path.join(ROOT, "recipes", "explain.py"), f"--model={model_path}",
-               f"--images={folder},{single}", "--method=gradcam", "--layer=block4_conv2", "--class_index=2",
-               f"--output_dir={output_dir}"]
+    command = [
+        sys.executable,
+        os.path.join(ROOT, "recipes", "explain.py"),
+        f"--model={model_path}",
+        f"--images={folder},{single}",
+        "--method=gradcam",
+        "--layer=block4_conv2",
+        "--class_index=2",
+        f"--output_dir={output_dir}",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(os.listdir(output_dir)) == ["img0_gradcam.png", "img1_gradcam.png", "single_gradcam.png"]
@@ -320,8 +390,17 @@ def test_recipe_flag_constants_match_the_library():
     # The recipe copies them so its flags are checked before TensorFlow loads.
     with open(os.path.join(ROOT, "recipes", "explain.py"), encoding="utf-8") as file:
         tree = ast.parse(file.read())
-    constants = [(target.id, node.value) for node in tree.body if isinstance(node, ast.Assign)
-                 for target in node.targets if isinstance(target, ast.Name)]
+    constants = [
+        (target.id, node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    ]
     copies = {name: ast.literal_eval(value) for name, value in constants if name.isupper() and name[0] != "_"}
-    assert copies == {"METHODS": explain.METHODS, "DEFAULT_SAMPLES": explain.DEFAULT_SAMPLES,
-                      "DEFAULT_NOISE": explain.DEFAULT_NOISE, "IMAGE_EXTENSIONS": sources.IMAGE_EXTENSIONS}
+    assert copies == {
+        "METHODS": explain.METHODS,
+        "DEFAULT_SAMPLES": explain.DEFAULT_SAMPLES,
+        "DEFAULT_NOISE": explain.DEFAULT_NOISE,
+        "IMAGE_EXTENSIONS": sources.IMAGE_EXTENSIONS,
+    }

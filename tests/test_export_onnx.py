@@ -66,8 +66,18 @@ def test_dense_head_matches_keras_and_writes_the_tflite_report_fields(tmp_path, 
     assert report["report_path"] == f"{path}.parity.json" and report["onnx_ms_per_image"] > 0
     assert 0.9 < report["size_ratio"] < 1.5  # float32 weights, little else
     # The TFLite report's fields, with the format's prefix.
-    tflite_fields = ["tflite_path", "num_images", "max_abs_diff", "mean_abs_diff", "top1_agreement", "tflite_bytes",
-                     "keras_float32_bytes", "tflite_ms_per_image", "size_ratio", "report_path"]
+    tflite_fields = [
+        "tflite_path",
+        "num_images",
+        "max_abs_diff",
+        "mean_abs_diff",
+        "top1_agreement",
+        "tflite_bytes",
+        "keras_float32_bytes",
+        "tflite_ms_per_image",
+        "size_ratio",
+        "report_path",
+    ]
     assert list(report) == [field.replace("tflite", "onnx") for field in tflite_fields]
 
 
@@ -90,8 +100,9 @@ def test_conv_head_at_a_fixed_size(conv_model, tmp_path, converter):
     model = conv_model
     path = onnx_export.export_onnx(model, str(tmp_path / "fixed.onnx"), image_size=48, converter=converter)
     assert _inputs_and_outputs(path)[0] == [("images", ["batch", 48, 48, 3])]
-    np.testing.assert_allclose(onnx_export.run_onnx(path, _images(2, 48, 48))[0],
-                               model.predict(_images(2, 48, 48), verbose=0), atol=1e-5)
+    np.testing.assert_allclose(
+        onnx_export.run_onnx(path, _images(2, 48, 48))[0], model.predict(_images(2, 48, 48), verbose=0), atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("converter", CONVERTERS_TORCH_SLOW)
@@ -109,8 +120,9 @@ def test_model_without_preprocessing_layer_gets_it_prepended(tmp_path, converter
 def test_batch_norm_logits_model_exports_probabilities(tmp_path, converter):
     """BatchNorm (moving statistics, not the batch's) and a logits head: the ONNX model holds the soft-max."""
     keras.utils.set_random_seed(2)
-    model = models.build("A", batch_norm=True, classifier_activation=None, include_preprocessing=True,
-                         preprocessing="torch", **NARROW)
+    model = models.build(
+        "A", batch_norm=True, classifier_activation=None, include_preprocessing=True, preprocessing="torch", **NARROW
+    )
     for layer in model.layers:  # moving statistics away from (0, 1), so inference-mode BatchNorm is exercised
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.moving_mean.assign(np.full(layer.moving_mean.shape, 0.3, "float32"))
@@ -125,8 +137,9 @@ def test_batch_norm_logits_model_exports_probabilities(tmp_path, converter):
 @pytest.mark.parametrize("converter", CONVERTERS)
 def test_channels_first_model_keeps_its_layout(tmp_path, converter):
     keras.utils.set_random_seed(3)
-    model = models.build("A-LRN", head="conv", data_format="channels_first", include_preprocessing=True,
-                         preprocessing="caffe", **NARROW)
+    model = models.build(
+        "A-LRN", head="conv", data_format="channels_first", include_preprocessing=True, preprocessing="caffe", **NARROW
+    )
     path = onnx_export.export_onnx(model, str(tmp_path / "cf.onnx"), converter=converter)
     assert _inputs_and_outputs(path)[0] == [("images", ["batch", 3, "height", "width"])]
     images = _images(3, 40, 48)  # channels last: the report transposes them for this model
@@ -145,10 +158,16 @@ def test_tflite_rejects_a_channels_first_model_naming_the_fix(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("converter, package, extras", [
-    ("tf2onnx", "onnx", "onnx"), ("tf2onnx", "tf2onnx", "onnx"), ("tf2onnx", "onnxruntime", "onnx"),
-    ("torch", "onnx", "onnx,torch"), ("torch", "torch", "onnx,torch"),
-])
+@pytest.mark.parametrize(
+    "converter, package, extras",
+    [
+        ("tf2onnx", "onnx", "onnx"),
+        ("tf2onnx", "tf2onnx", "onnx"),
+        ("tf2onnx", "onnxruntime", "onnx"),
+        ("torch", "onnx", "onnx,torch"),
+        ("torch", "torch", "onnx,torch"),
+    ],
+)
 def test_missing_package_names_the_install_command(conv_model, tmp_path, monkeypatch, converter, package, extras):
     monkeypatch.setitem(sys.modules, package, None)  # `import package` now raises ImportError
     expected = rf'missing: {package}\. Install them with pip install "vgg_keras\[{extras}\]"'
@@ -231,10 +250,17 @@ def test_recipe_writes_onnx_and_tflite_with_reports(conv_model, tmp_path):
     model_path = str(tmp_path / "conv.keras")
     conv_model.save(model_path)
     command = [
-        sys.executable, os.path.join(ROOT, "recipes", "export.py"), f"--model={model_path}",
-        "--dataset=vgg_shapes/tiny", f"--data_dir={tmp_path / 'tfds'}", f"--export_root={tmp_path / 'savedmodels'}",
-        "--model_name=narrow", f"--onnx_dir={tmp_path / 'onnx'}", f"--tflite_dir={tmp_path / 'tflite'}",
-        "--formats=onnx,tflite", "--num_images=8",
+        sys.executable,
+        os.path.join(ROOT, "recipes", "export.py"),
+        f"--model={model_path}",
+        "--dataset=vgg_shapes/tiny",
+        f"--data_dir={tmp_path / 'tfds'}",
+        f"--export_root={tmp_path / 'savedmodels'}",
+        "--model_name=narrow",
+        f"--onnx_dir={tmp_path / 'onnx'}",
+        f"--tflite_dir={tmp_path / 'tflite'}",
+        "--formats=onnx,tflite",
+        "--num_images=8",
     ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, check=False)

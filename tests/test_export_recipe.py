@@ -1,5 +1,6 @@
 """recipes/export.py with a model given by name: the build flags, --data_dir, and the
-normalisation a weights file brings (recorded by `weights.save_weights`)."""
+normalisation a weights file brings (recorded by `weights.save_weights`).
+"""
 
 import json
 import os
@@ -8,11 +9,11 @@ import sys
 
 import numpy as np
 import tensorflow as tf
+from helpers import ROOT
 
 from vgg_keras import models, preprocessing, weights
 from vgg_keras.export import saved_model
 
-from helpers import ROOT
 NARROW = dict(width_multiplier=1 / 16, fc_units=32, base_size=32)
 
 
@@ -20,9 +21,17 @@ def test_named_model_takes_its_weights_preprocessing_and_the_build_flags(tmp_pat
     trained = models.build("A", weights=None, classes=12, **NARROW)
     weights_path = weights.save_weights(trained, str(tmp_path / "a.weights.h5"), preprocessing="torch")
     command = [
-        sys.executable, os.path.join(ROOT, "recipes", "export.py"), "--model=A", f"--weights={weights_path}",
-        "--width_multiplier=0.0625", "--fc_units=32", "--base_size=32", "--dataset=vgg_shapes/tiny",
-        f"--data_dir={tmp_path / 'tfds'}", f"--export_root={tmp_path / 'savedmodels'}", "--model_name=narrow",
+        sys.executable,
+        os.path.join(ROOT, "recipes", "export.py"),
+        "--model=A",
+        f"--weights={weights_path}",
+        "--width_multiplier=0.0625",
+        "--fc_units=32",
+        "--base_size=32",
+        "--dataset=vgg_shapes/tiny",
+        f"--data_dir={tmp_path / 'tfds'}",
+        f"--export_root={tmp_path / 'savedmodels'}",
+        "--model_name=narrow",
     ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, check=False)

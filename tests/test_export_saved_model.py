@@ -1,6 +1,7 @@
 """SavedModel export for TF Serving: signatures reloaded and compared with the Keras model,
 the repository layout (versions, models.config, batching), bad input, and the client's
-REST / gRPC requests fed through the reloaded signatures (no server needed)."""
+REST / gRPC requests fed through the reloaded signatures (no server needed).
+"""
 
 from __future__ import annotations
 
@@ -16,13 +17,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from vgg_keras import models
-from vgg_keras import preprocessing
+from vgg_keras import models, preprocessing
 from vgg_keras.data import crops
-from vgg_keras.export import client
-from vgg_keras.export import repository
-from vgg_keras.export import saved_model
-from vgg_keras.export import signatures
+from vgg_keras.export import client, repository, saved_model
 
 CLASSES = 5
 NAMES = ("cat", "dog", "fox", "owl", "yak")
@@ -63,15 +60,23 @@ def jpegs() -> list[bytes]:
 @pytest.fixture(scope="module")
 def baked():
     """Tiny classifier with its normalisation baked in (torch mode), dense head, 32 px."""
-    return models.build("A", width_multiplier=1 / 16, fc_units=32, base_size=32, classes=CLASSES,
-                        include_preprocessing=True, preprocessing="torch")
+    return models.build(
+        "A",
+        width_multiplier=1 / 16,
+        fc_units=32,
+        base_size=32,
+        classes=CLASSES,
+        include_preprocessing=True,
+        preprocessing="torch",
+    )
 
 
 @pytest.fixture(scope="module")
 def raw():
     """Tiny classifier without a preprocessing layer (normalised by the export: caffe)."""
-    return models.build("B", width_multiplier=1 / 16, fc_units=32, base_size=32, classes=CLASSES,
-                        classifier_activation=None)
+    return models.build(
+        "B", width_multiplier=1 / 16, fc_units=32, base_size=32, classes=CLASSES, classifier_activation=None
+    )
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +93,9 @@ def center(center_dir):
 @pytest.fixture(scope="module")
 def dense(raw, tmp_path_factory):
     root = tmp_path_factory.mktemp("dense")
-    path = saved_model.export_saved_model(raw, str(root), "raw", mode="dense", preprocessing="caffe",
-                                          resize_size=40, include_float_signature=False)
+    path = saved_model.export_saved_model(
+        raw, str(root), "raw", mode="dense", preprocessing="caffe", resize_size=40, include_float_signature=False
+    )
     return tf.saved_model.load(path)
 
 
@@ -133,8 +139,9 @@ def test_dense_mode_equals_fully_convolutional_model_and_applies_softmax(dense, 
 
 
 def test_dense_mode_float_signature_takes_a_batch_of_whole_images(raw, tmp_path):
-    path = saved_model.export_saved_model(raw, str(tmp_path), "raw", mode="dense", preprocessing="caffe",
-                                          update_config=False)
+    path = saved_model.export_saved_model(
+        raw, str(tmp_path), "raw", mode="dense", preprocessing="caffe", update_config=False
+    )
     loaded = tf.saved_model.load(path)
     inputs = tf.random.stateless_uniform([2, 45, 38, 3], seed=(3, 4), minval=-100.0, maxval=100.0)
     out = _call(loaded, "predict_float", inputs=inputs)
@@ -151,10 +158,17 @@ def test_saved_model_cli_lists_documented_signatures(center_dir):
     with contextlib.redirect_stdout(printed):
         saved_model_cli._show_all(center_dir)
     blocks = dict(re.findall(r"signature_def\['(\w+)'\]:(.*?)(?=signature_def\[|\Z)", printed.getvalue(), re.S))
-    expected_inputs = {"serving_default": ("images", "DT_STRING"), "predict_image_tensor": ("images", "DT_UINT8"),
-                       "predict_float": ("inputs", "DT_FLOAT")}
-    outputs = {"probabilities": "DT_FLOAT", "top_k_indices": "DT_INT32", "top_k_scores": "DT_FLOAT",
-               "top_k_classes": "DT_STRING"}
+    expected_inputs = {
+        "serving_default": ("images", "DT_STRING"),
+        "predict_image_tensor": ("images", "DT_UINT8"),
+        "predict_float": ("inputs", "DT_FLOAT"),
+    }
+    outputs = {
+        "probabilities": "DT_FLOAT",
+        "top_k_indices": "DT_INT32",
+        "top_k_scores": "DT_FLOAT",
+        "top_k_classes": "DT_STRING",
+    }
     for name, (input_name, dtype) in expected_inputs.items():
         text = blocks[name]
         assert re.search(rf"inputs\['{input_name}'\] tensor_info:\s+dtype: {dtype}", text), text
@@ -189,8 +203,10 @@ def test_non_image_bytes_fail_with_invalid_argument(center, jpegs):
 
 
 def test_empty_batch_and_huge_image(center):
-    for name, empty in (("serving_default", tf.zeros([0], tf.string)),
-                        ("predict_image_tensor", tf.zeros([0, 8, 8, 3], tf.uint8))):
+    for name, empty in (
+        ("serving_default", tf.zeros([0], tf.string)),
+        ("predict_image_tensor", tf.zeros([0, 8, 8, 3], tf.uint8)),
+    ):
         out = _call(center, name, images=empty)
         assert out["probabilities"].shape == (0, CLASSES) and out["top_k_classes"].shape == (0, 3)
     huge = _encode(_smooth_image(2400, 3200, seed=5), "JPEG")
@@ -247,11 +263,14 @@ def test_batching_parameters_template_is_the_generated_default():
 
 
 def test_batching_parameters_for_a_gpu_pad_batches_to_allowed_sizes():
-    text = repository.batching_parameters_text(max_batch_size=64, batch_timeout_micros=2000,
-                                               allowed_batch_sizes=(8, 16, 32, 64))
+    text = repository.batching_parameters_text(
+        max_batch_size=64, batch_timeout_micros=2000, allowed_batch_sizes=(8, 16, 32, 64)
+    )
     lines = text.splitlines()
     assert "max_batch_size { value: 64 }" in lines and "batch_timeout_micros { value: 2000 }" in lines
-    assert [line for line in lines if line.startswith("allowed")] == [f"allowed_batch_sizes: {n}" for n in (8, 16, 32, 64)]
+    assert [line for line in lines if line.startswith("allowed")] == [
+        f"allowed_batch_sizes: {n}" for n in (8, 16, 32, 64)
+    ]
     for sizes in ((8, 16, 32), (16, 8, 64), (0, 64), ()):  # TF Serving refuses to start on each of these
         with pytest.raises(ValueError, match="allowed_batch_sizes="):
             repository.batching_parameters_text(max_batch_size=64, allowed_batch_sizes=sizes)
@@ -275,8 +294,10 @@ def test_export_from_keras_file_and_bad_arguments(baked, raw, tmp_path):
         (dict(model=baked, mode="dense", image_size=32), "image_size=32"),
         (dict(model=baked, resize_size=16), "resize_size=16"),
         (dict(model=baked, version=0), "version=0"),
-        (dict(model=models.build("A", include_top=False, width_multiplier=1 / 16, input_shape=(32, 32, 3))),
-         "include_top"),
+        (
+            dict(model=models.build("A", include_top=False, width_multiplier=1 / 16, input_shape=(32, 32, 3))),
+            "include_top",
+        ),
         (dict(model=str(tmp_path / "missing.keras")), "missing.keras"),
     ]
     for kwargs, message in bad_calls:
@@ -296,18 +317,29 @@ def test_rest_body_decodes_to_signature_inputs(center, jpegs, tmp_path):
     sent = [base64.b64decode(item["b64"]) for item in body["inputs"]["images"]]
     assert sent == jpegs[:2]
     out = _call(center, body["signature_name"], images=tf.constant(sent))
-    np.testing.assert_allclose(out["probabilities"], _call(center, "serving_default", images=tf.constant(jpegs[:2]))["probabilities"])
+    np.testing.assert_allclose(
+        out["probabilities"], _call(center, "serving_default", images=tf.constant(jpegs[:2]))["probabilities"]
+    )
     pixels = np.stack([_smooth_image(40, 50, seed=1)] * 2)
     body = json.loads(json.dumps(client.rest_request_body(pixels)))
     assert body["signature_name"] == "predict_image_tensor"
     out = _call(center, body["signature_name"], images=tf.constant(body["inputs"]["images"], tf.uint8))
     assert out["probabilities"].shape == (2, CLASSES)
-    assert client.rest_url("tiny", host="h", version_label="canary") == "http://h:8501/v1/models/tiny/labels/canary:predict"
+    assert (
+        client.rest_url("tiny", host="h", version_label="canary")
+        == "http://h:8501/v1/models/tiny/labels/canary:predict"
+    )
 
 
 def test_parse_rest_response_formats():
-    columnar = {"outputs": {"probabilities": [[0.9, 0.1]], "top_k_indices": [[0]], "top_k_scores": [[0.9]],
-                            "top_k_classes": [[{"b64": base64.b64encode(b"cat").decode()}]]}}
+    columnar = {
+        "outputs": {
+            "probabilities": [[0.9, 0.1]],
+            "top_k_indices": [[0]],
+            "top_k_scores": [[0.9]],
+            "top_k_classes": [[{"b64": base64.b64encode(b"cat").decode()}]],
+        }
+    }
     parsed = client.parse_rest_response(json.dumps(columnar))
     assert parsed["top_k_classes"].tolist() == [["cat"]] and parsed["probabilities"].shape == (1, 2)
     rows = {"predictions": [{"top_k_classes": ["dog"], "top_k_scores": [0.7]}]}
@@ -325,7 +357,10 @@ def test_grpc_request_decodes_to_signature_inputs_and_response_parses(center, jp
     request = client.grpc_request(jpegs, "tiny", version=2)
     request = predict_pb2.PredictRequest.FromString(request.SerializeToString())
     assert (request.model_spec.name, request.model_spec.signature_name, request.model_spec.version.value) == (
-        "tiny", "serving_default", 2)
+        "tiny",
+        "serving_default",
+        2,
+    )
     sent = tf.make_ndarray(request.inputs["images"])
     assert sent.tolist() == jpegs
     out = center.signatures[request.model_spec.signature_name](images=tf.constant(sent))
@@ -356,8 +391,10 @@ def _serve_rest(loaded):
             value = [base64.b64decode(i["b64"]) for i in images] if isinstance(images[0], dict) else np.uint8(images)
             try:
                 out = _call(loaded, body["signature_name"], images=tf.constant(value))
-                status, reply = 200, {"outputs": {k: (v.astype(str) if v.dtype == object else v).tolist()
-                                                  for k, v in out.items()}}
+                status, reply = (
+                    200,
+                    {"outputs": {k: (v.astype(str) if v.dtype == object else v).tolist() for k, v in out.items()}},
+                )
             except tf.errors.InvalidArgumentError as error:
                 status, reply = 400, {"error": error.message}
             self.send_response(status)
@@ -421,7 +458,8 @@ def test_predict_grpc_against_a_local_server(center, jpegs):
 
 def test_export_logs_no_info_chatter(baked, tmp_path, caplog):
     """tf.saved_model.save's INFO lines (temporary directory, captured inputs renamed
-    input_1 ... input_N, sharding, fingerprint) are hidden; the verbosity is restored."""
+    input_1 ... input_N, sharding, fingerprint) are hidden; the verbosity is restored.
+    """
     import logging
 
     from absl import logging as absl_logging
@@ -429,8 +467,11 @@ def test_export_logs_no_info_chatter(baked, tmp_path, caplog):
     verbosity = absl_logging.get_verbosity()
     with caplog.at_level(logging.INFO):
         saved_model.export_saved_model(baked, str(tmp_path), "quiet")
-    chatter = [r.getMessage() for r in caplog.records if re.search(r"input_1|Assets written|fingerprint|Sharding",
-                                                                    r.getMessage())]
+    chatter = [
+        r.getMessage()
+        for r in caplog.records
+        if re.search(r"input_1|Assets written|fingerprint|Sharding", r.getMessage())
+    ]
     assert chatter == []
     assert absl_logging.get_verbosity() == verbosity
 
@@ -454,8 +495,7 @@ def test_load_for_export_gives_a_named_model_its_weights_normalisation(tmp_path)
     model, mode = saved_model.load_for_export("A", weights=path, **narrow)
     assert mode is None and saved_model.has_preprocessing_layer(model)  # the exports need no argument
     images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(model(images), trained(preprocessing.preprocess_input(images, mode="torch")),
-                               atol=1e-5)
+    np.testing.assert_allclose(model(images), trained(preprocessing.preprocess_input(images, mode="torch")), atol=1e-5)
     raw, mode = saved_model.load_for_export("A", "none", weights=path, **narrow)
     assert mode == "none" and not saved_model.has_preprocessing_layer(raw)
     trained.save(tmp_path / "a.keras")

@@ -1,6 +1,7 @@
 """The serving signatures' fast paths give the evaluation pipeline's results: the crop-window
 resize against resize-then-crop, whole uint8 batches against one image at a time, and the
-model run in inference mode (batch-norm statistics, no dropout)."""
+model run in inference mode (batch-norm statistics, no dropout).
+"""
 
 from __future__ import annotations
 
@@ -22,8 +23,14 @@ def _resize_then_crop(image, size: int, crop: int) -> np.ndarray:
 
 @pytest.mark.parametrize(
     "shape, size, crop",
-    [((48, 64), 37, 32), ((90, 40), 37, 32), ((20, 30), 37, 32), ((37, 37), 37, 32), ((375, 500), 256, 224),
-     ((33, 47), 32, 32)],
+    [
+        ((48, 64), 37, 32),
+        ((90, 40), 37, 32),
+        ((20, 30), 37, 32),
+        ((37, 37), 37, 32),
+        ((375, 500), 256, 224),
+        ((33, 47), 32, 32),
+    ],
     ids=["landscape", "portrait", "upscaled", "square", "photo", "crop-is-resize"],
 )
 def test_resize_center_crop_equals_resize_then_crop(shape, size, crop):
@@ -59,8 +66,17 @@ def test_resize_center_crop_bad_arguments():
 @pytest.fixture(scope="module")
 def stochastic():
     """Batch norm and dropout: both behave differently when called with training=True."""
-    return models.build("A", batch_norm=True, dropout=0.5, width_multiplier=1 / 16, fc_units=32, base_size=32,
-                        classes=CLASSES, include_preprocessing=True, preprocessing="torch")
+    return models.build(
+        "A",
+        batch_norm=True,
+        dropout=0.5,
+        width_multiplier=1 / 16,
+        fc_units=32,
+        base_size=32,
+        classes=CLASSES,
+        include_preprocessing=True,
+        preprocessing="torch",
+    )
 
 
 def test_signatures_run_the_model_in_inference_mode(stochastic, tmp_path):
@@ -78,10 +94,19 @@ def test_signatures_run_the_model_in_inference_mode(stochastic, tmp_path):
 
 
 def test_dense_mode_uint8_batch_equals_one_image_at_a_time(tmp_path):
-    raw = models.build("B", width_multiplier=1 / 16, fc_units=32, base_size=32, classes=CLASSES,
-                       classifier_activation=None)
-    path = saved_model.export_saved_model(raw, str(tmp_path), "raw", mode="dense", preprocessing="caffe",
-                                          resize_size=40, include_float_signature=False, update_config=False)
+    raw = models.build(
+        "B", width_multiplier=1 / 16, fc_units=32, base_size=32, classes=CLASSES, classifier_activation=None
+    )
+    path = saved_model.export_saved_model(
+        raw,
+        str(tmp_path),
+        "raw",
+        mode="dense",
+        preprocessing="caffe",
+        resize_size=40,
+        include_float_signature=False,
+        update_config=False,
+    )
     predict = tf.saved_model.load(path).signatures["predict_image_tensor"]
     pixels = np.stack([smooth_image(45, 60, seed=seed) for seed in range(3)])
     batch = predict(images=tf.constant(pixels))["probabilities"].numpy()

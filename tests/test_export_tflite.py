@@ -26,7 +26,7 @@ def _squares(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     labels = rng.integers(0, CLASSES, n)
     images = rng.uniform(0, 100, (n, 32, 32, 3)).astype("float32")
     for image, label, (row, col) in zip(images, labels, rng.integers(0, 20, (n, 2))):
-        image[row:row + 12, col:col + 12] = _COLORS[label] * rng.uniform(0.5, 1.0)
+        image[row : row + 12, col : col + 12] = _COLORS[label] * rng.uniform(0.5, 1.0)
     return images, labels
 
 
@@ -34,8 +34,16 @@ def _squares(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def trained():
     """A small VGG-A trained for a few epochs (normalisation baked in, like the quick start)."""
     keras.utils.set_random_seed(0)
-    model = models.build("A", width_multiplier=1 / 8, fc_units=512, base_size=32, classes=CLASSES,
-                         include_preprocessing=True, preprocessing="torch", dropout=0.0)
+    model = models.build(
+        "A",
+        width_multiplier=1 / 8,
+        fc_units=512,
+        base_size=32,
+        classes=CLASSES,
+        include_preprocessing=True,
+        preprocessing="torch",
+        dropout=0.0,
+    )
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
     images, labels = _squares(512, seed=0)
     model.fit(images, labels, epochs=6, batch_size=32, verbose=0)
@@ -73,8 +81,12 @@ def reports(trained, held_out, calibration, tmp_path_factory):
     directory = tmp_path_factory.mktemp("tflite")
     results = {}
     for quantization in tflite.QUANTIZATIONS:
-        path = tflite.export_tflite(trained, str(directory / f"{quantization}.tflite"), quantization=quantization,
-                                    representative_dataset=calibration)
+        path = tflite.export_tflite(
+            trained,
+            str(directory / f"{quantization}.tflite"),
+            quantization=quantization,
+            representative_dataset=calibration,
+        )
         results[quantization] = tflite.tflite_parity_report(trained, path, held_out, verbose=False)
     return results
 
@@ -112,7 +124,7 @@ def test_full_integer_model_has_int8_input_and_output(reports):
 
 
 def test_report_saved_as_json(reports):
-    for quantization, report in reports.items():
+    for report in reports.values():
         with open(report["report_path"]) as f:
             assert json.load(f) == report
         assert report["num_images"] == 100 and report["tflite_ms_per_image"] > 0
@@ -120,8 +132,9 @@ def test_report_saved_as_json(reports):
 
 
 def test_model_without_preprocessing_layer_gets_it_prepended(tmp_path, held_out):
-    raw = models.build("A", width_multiplier=1 / 16, fc_units=32, base_size=32, classes=CLASSES,
-                       input_shape=(32, 32, 3))
+    raw = models.build(
+        "A", width_multiplier=1 / 16, fc_units=32, base_size=32, classes=CLASSES, input_shape=(32, 32, 3)
+    )
     path = tflite.export_tflite(raw, str(tmp_path / "raw.tflite"), preprocessing="caffe")
     report = tflite.tflite_parity_report(raw, path, held_out[:10], preprocessing="caffe", verbose=False)
     assert report["max_abs_diff"] < 1e-4
@@ -149,9 +162,17 @@ def test_logits_model_exports_probabilities_as_the_saved_model_does(tmp_path, he
     from vgg_keras.export import saved_model
 
     keras.utils.set_random_seed(1)
-    logits_model = models.build("A", width_multiplier=1 / 16, fc_units=32, base_size=32, classes=CLASSES,
-                                include_preprocessing=True, preprocessing="torch", dropout=0.0,
-                                classifier_activation=None)
+    logits_model = models.build(
+        "A",
+        width_multiplier=1 / 16,
+        fc_units=32,
+        base_size=32,
+        classes=CLASSES,
+        include_preprocessing=True,
+        preprocessing="torch",
+        dropout=0.0,
+        classifier_activation=None,
+    )
     images = held_out[:8]
     logits = logits_model.predict(images, verbose=0)
     expected = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)

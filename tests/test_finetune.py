@@ -1,5 +1,6 @@
 """Fine-tuning (vgg_keras.training.finetune, recipes/finetune.py): frozen phases, the gain over
-training from scratch, resume after a kill, folder hold-out, and clear errors for bad input."""
+training from scratch, resume after a kill, folder hold-out, and clear errors for bad input.
+"""
 
 import json
 import os
@@ -55,18 +56,21 @@ def _same(a, b) -> bool:
 @pytest.fixture(scope="module")
 def transfer(tmp_path_factory):
     """A BN net pretrained on 8 square positions, fine-tuned on 16 images of 8 new classes, and the same
-    net trained from scratch on those 16 images for as many steps (12)."""
+    net trained from scratch on those 16 images for as many steps (12).
+    """
     keras.utils.set_random_seed(0)
     pretrained = _source()
     pretrained.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy")
     pretrained.fit(*_synthetic_arrays(8, 32, 512, seed=1), batch_size=16, epochs=2, verbose=0)
     train_x, train_y = _synthetic_arrays(8, 32, 16, seed=3)
     eval_x, eval_y = _synthetic_arrays(8, 32, 256, seed=4)
-    data = training.arrays_training_data((train_x, NEW_LABELS[train_y]), (eval_x, NEW_LABELS[eval_y]), 8,
-                                         [f"new_{i}" for i in range(8)])
+    data = training.arrays_training_data(
+        (train_x, NEW_LABELS[train_y]), (eval_x, NEW_LABELS[eval_y]), 8, [f"new_{i}" for i in range(8)]
+    )
     workdir = tmp_path_factory.mktemp("transfer")
-    phases = finetune.finetune_with_data(tiny_config(unfreeze="block5,fc"), str(workdir / "ft"), data,
-                                         lambda: pretrained)
+    phases = finetune.finetune_with_data(
+        tiny_config(unfreeze="block5,fc"), str(workdir / "ft"), data, lambda: pretrained
+    )
     scratch_config = tiny_config()
     scratch_config.training.epochs = 2
     scratch = training.train_with_data(scratch_config, str(workdir / "scratch"), data)
@@ -176,8 +180,14 @@ def test_finetune_recipe_resumes_after_a_kill_and_evaluates_and_exports(tmp_path
     workdir = tmp_path / "run"
 
     def run(kill_at):
-        return subprocess.run([sys.executable, str(tmp_path / "run.py"), str(kill_at), str(tmp_path / "cfg.py"),
-                               str(workdir)], env=env, capture_output=True, text=True, timeout=600, check=False)
+        return subprocess.run(
+            [sys.executable, str(tmp_path / "run.py"), str(kill_at), str(tmp_path / "cfg.py"), str(workdir)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
 
     killed = run(kill_at=5)  # 15 training images (1 of 6 per class held out) / batch 4: 3 steps per epoch
     assert killed.returncode == -9, killed.stderr[-3000:]
@@ -237,7 +247,8 @@ def test_heads_sizes_and_mixed_precision():
     kept = finetune.finetune_model(source, 8, head="keep")
     assert _same(_values(kept, "predictions"), _values(source, "predictions"))
     assert finetune.set_trainable(kept, "all") == [
-        layer.name for layer in kept.layers if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)]
+        layer.name for layer in kept.layers if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
+    ]
     bare = vgg_keras.build("A", input_shape=(32, 32, 3), classes=8, width_multiplier=1 / 16, fc_units=32, base_size=32)
     added = finetune.finetune_model(bare, 4, preprocessing="caffe")
     assert added.get_layer("preprocessing").mode == "caffe" and added.output_shape == (None, 4)
@@ -263,8 +274,9 @@ def test_sources_that_cannot_be_fine_tuned_fail_with_the_argument_named(tmp_path
     with pytest.raises(ValueError, match=r"config.data.crop_size=64 .* allowed: crop_size=32, or head='pooled'"):
         finetune.finetune_model(source, 5, crop_size=64)
     with pytest.raises(ValueError, match="config.finetune.preprocessing='' but model .* has no preprocessing layer"):
-        finetune.finetune_model(vgg_keras.build("A", input_shape=(32, 32, 3), width_multiplier=1 / 16, fc_units=32,
-                                                base_size=32), 5)
+        finetune.finetune_model(
+            vgg_keras.build("A", input_shape=(32, 32, 3), width_multiplier=1 / 16, fc_units=32, base_size=32), 5
+        )
     with pytest.raises(ValueError, match=r"unfreeze='fc': \['fc'\] name no layer"):
         finetune.set_trainable(finetune.finetune_model(source, 5, head="pooled"), "fc")
 
@@ -284,14 +296,17 @@ def test_folders_with_one_class_or_an_empty_class_are_refused(tmp_path):
         finetune.folder_sources(str(small))
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("unfreeze", "block6", "allowed: 'all' or a comma-separated list of block1"),
-    ("head", "new", "head='new'; allowed: 'predictions', 'pooled', 'keep'"),
-    ("label_smoothing", 1.0, r"label_smoothing=1.0; allowed: a number in \[0, 1\)"),
-    ("phase1_epochs", 0, "the new classifier must train before the base is unfrozen"),
-    ("source", "", "allowed: a weights tag"),
-    ("augmentation", "heavy", "'paper', 'light'"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("unfreeze", "block6", "allowed: 'all' or a comma-separated list of block1"),
+        ("head", "new", "head='new'; allowed: 'predictions', 'pooled', 'keep'"),
+        ("label_smoothing", 1.0, r"label_smoothing=1.0; allowed: a number in \[0, 1\)"),
+        ("phase1_epochs", 0, "the new classifier must train before the base is unfrozen"),
+        ("source", "", "allowed: a weights tag"),
+        ("augmentation", "heavy", "'paper', 'light'"),
+    ],
+)
 def test_bad_finetune_config_values(field, value, message):
     config = tiny_config()
     config.finetune[field] = value

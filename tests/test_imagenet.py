@@ -17,15 +17,28 @@ from vgg_keras.data import testing
 
 TRAIN_TAR, VAL_TAR = "ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"
 # The documented command (README "Training", recipes/configs/a_s256.py) at a tiny size.
-_TINY = ["--config.model.width_multiplier=0.0625", "--config.model.fc_units=32", "--config.data.crop_size=32",
-         "--config.data.scale_min=40", "--config.data.scale_max=40", "--config.training.batch_size=4",
-         "--config.training.epochs=1", "--config.training.verbose=2", "--config.after.eval_batch_size=8"]
+_TINY = [
+    "--config.model.width_multiplier=0.0625",
+    "--config.model.fc_units=32",
+    "--config.data.crop_size=32",
+    "--config.data.scale_min=40",
+    "--config.data.scale_max=40",
+    "--config.training.batch_size=4",
+    "--config.training.epochs=1",
+    "--config.training.verbose=2",
+    "--config.after.eval_batch_size=8",
+]
 
 
 def _train_command(tmp_path, *extra):
-    return [f"--config={os.path.join(CONFIGS, 'a_s256.py')}", "--workdir=runs/a_s256",
-            f"--config.data.data_dir={tmp_path / 'tfds'}", f"--config.data.manual_dir={tmp_path / 'imagenet'}",
-            *_TINY, *extra]
+    return [
+        f"--config={os.path.join(CONFIGS, 'a_s256.py')}",
+        "--workdir=runs/a_s256",
+        f"--config.data.data_dir={tmp_path / 'tfds'}",
+        f"--config.data.manual_dir={tmp_path / 'imagenet'}",
+        *_TINY,
+        *extra,
+    ]
 
 
 def test_missing_archives_are_named_with_the_manual_dir(tmp_path):
@@ -34,8 +47,14 @@ def test_missing_archives_are_named_with_the_manual_dir(tmp_path):
     line = assert_one_line_error(result, TRAIN_TAR, str(tmp_path / "imagenet"))
     assert VAL_TAR not in line.split("missing")[0]  # only the missing archive is named as missing
     assert not (tmp_path / "tfds").exists() and not (tmp_path / "runs").exists()
-    result = run_recipe("evaluate", "--model=vgg16", "--dataset=imagenet2012", f"--data_dir={tmp_path / 'tfds'}",
-                        f"--manual_dir={tmp_path / 'nowhere'}", cwd=tmp_path)
+    result = run_recipe(
+        "evaluate",
+        "--model=vgg16",
+        "--dataset=imagenet2012",
+        f"--data_dir={tmp_path / 'tfds'}",
+        f"--manual_dir={tmp_path / 'nowhere'}",
+        cwd=tmp_path,
+    )
     assert_one_line_error(result, VAL_TAR, f"{tmp_path / 'nowhere'}, which does not exist")
     with pytest.raises(FileNotFoundError, match=re.escape(TRAIN_TAR)):  # the library says the same
         data.get_source("imagenet2012", "train", data_dir=str(tmp_path / "tfds"), manual_dir=str(tmp_path / "imagenet"))
@@ -78,10 +97,19 @@ def test_documented_train_and_evaluate_commands(tmp_path):
     rows = json.loads((workdir / "eval" / "results.json").read_text())["rows"]
     assert [(row["method"], row["scales"], row["num_images"]) for row in rows] == [("dense", [48], 6)]
 
-    result = run_recipe("evaluate", f"--model={workdir / 'model.keras'}", "--dataset=imagenet2012",
-                        f"--data_dir={tmp_path / 'tfds'}", f"--manual_dir={tmp_path / 'imagenet'}",
-                        "--methods=center", "--scales=40", "--crop_size=32", "--output_dir=eval",
-                        "--verbosity=0", cwd=tmp_path)
+    result = run_recipe(
+        "evaluate",
+        f"--model={workdir / 'model.keras'}",
+        "--dataset=imagenet2012",
+        f"--data_dir={tmp_path / 'tfds'}",
+        f"--manual_dir={tmp_path / 'imagenet'}",
+        "--methods=center",
+        "--scales=40",
+        "--crop_size=32",
+        "--output_dir=eval",
+        "--verbosity=0",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r"^I\d{4} .*(dataset_info|Reusing dataset|Constructing tf.data)", result.stderr, re.MULTILINE)
     rows = json.loads((tmp_path / "eval" / "results.json").read_text())["rows"]

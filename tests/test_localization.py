@@ -9,9 +9,9 @@ import tensorflow as tf
 
 import vgg_keras
 from vgg_keras import localization as loc
+from vgg_keras.data import shapes
 from vgg_keras.data import testing as data_testing
 from vgg_keras.data.sources import Source
-from vgg_keras.data import shapes
 
 CLASSES = 5
 SIZE = 32
@@ -19,16 +19,25 @@ SIZE = 32
 
 def _classifier(seed=0):
     keras.utils.set_random_seed(seed)
-    return vgg_keras.build("A", width_multiplier=1 / 16, fc_units=32, classes=CLASSES, base_size=SIZE,
-                           input_shape=(SIZE, SIZE, 3), dropout=0.0)
+    return vgg_keras.build(
+        "A",
+        width_multiplier=1 / 16,
+        fc_units=32,
+        classes=CLASSES,
+        base_size=SIZE,
+        input_shape=(SIZE, SIZE, 3),
+        dropout=0.0,
+    )
 
 
 def _source(examples, num_classes=CLASSES) -> Source:
-    dataset = tf.data.Dataset.from_tensor_slices({
-        "image": tf.constant([e["image"] for e in examples]),
-        "label": tf.constant([e["label"] for e in examples], tf.int64),
-        "bbox": tf.constant([e["bbox"] for e in examples], tf.float32),
-    })
+    dataset = tf.data.Dataset.from_tensor_slices(
+        {
+            "image": tf.constant([e["image"] for e in examples]),
+            "label": tf.constant([e["label"] for e in examples], tf.int64),
+            "bbox": tf.constant([e["bbox"] for e in examples], tf.float32),
+        }
+    )
     return Source(dataset, num_classes, tuple(f"c{i}" for i in range(num_classes)), len(examples))
 
 
@@ -66,8 +75,7 @@ def test_center_xywh_by_hand_and_round_trip():
 
 def test_iou_hand_computed_cases():
     a = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 0.5, 0.5], [0.2, 0.2, 0.4, 0.4]], np.float32)
-    b = np.array([[0, 0, 1, 1], [0, 0.5, 1, 1.5], [0, 0, 0.5, 0.5], [0.5, 0.5, 1, 1], [0.6, 0.6, 0.8, 0.8]],
-                 np.float32)
+    b = np.array([[0, 0, 1, 1], [0, 0.5, 1, 1.5], [0, 0, 0.5, 0.5], [0.5, 0.5, 1, 1], [0.6, 0.6, 0.8, 0.8]], np.float32)
     expected = [1.0, 1 / 3, 0.25, 0.0, 0.0]
     np.testing.assert_allclose(loc.box_iou(a, b).numpy(), expected, atol=1e-5)
     # The same pairs in the heads' format give the same overlaps.
@@ -177,8 +185,9 @@ def test_a_few_training_steps_reduce_the_box_loss(mode, shapes_source):
         return float(np.mean(loc.euclidean_loss(boxes, predicted)))
 
     before = loss_on_fixed()
-    history = loc.train_localizer(localizer, fixed.repeat(), epochs=1, steps_per_epoch=15,
-                                  optimizer=keras.optimizers.Adam(1e-3), verbose=0)
+    history = loc.train_localizer(
+        localizer, fixed.repeat(), epochs=1, steps_per_epoch=15, optimizer=keras.optimizers.Adam(1e-3), verbose=0
+    )
     assert np.isfinite(history.history["loss"]).all()
     assert loss_on_fixed() < 0.5 * before
 
@@ -204,8 +213,9 @@ def test_evaluation_maps_boxes_to_the_image_and_writes_png(tmp_path):
     source = _source([_rectangle_example(48, 64, box, label=i % CLASSES, seed=i) for i in range(6)])
     # The true box seen in the central 32x32 crop of the 32x43 image (columns 5..37).
     right = _fixed_box_localizer([0.25, (0.25 * 43 - 5) / 32, 0.75, (0.75 * 43 - 5) / 32])
-    report = loc.evaluate_localization(right, source, scale=32, crop_size=32, batch_size=4,
-                                       output_dir=str(tmp_path), num_pictures=3)
+    report = loc.evaluate_localization(
+        right, source, scale=32, crop_size=32, batch_size=4, output_dir=str(tmp_path), num_pictures=3
+    )
     assert report.num_images == 6 and report.class_source == "ground truth"
     np.testing.assert_allclose(report.ious, 1.0, atol=1e-4)
     assert report.top1_error == 0.0 and report.top5_error == 0.0
@@ -215,8 +225,8 @@ def test_evaluation_maps_boxes_to_the_image_and_writes_png(tmp_path):
     wrong = _fixed_box_localizer([0.0, 0.0, 0.3, 0.3])
     assert loc.evaluate_localization(wrong, source, scale=32, crop_size=32).top5_error == 1.0
     # With a classifier, a right box still fails when the class is wrong.
-    with_classes = loc.evaluate_localization(right, source, classifier=_classifier(), scale=32, crop_size=32,
-                                             top_k=1)
+    with_classes = loc.evaluate_localization(right, source, classifier=_classifier(), scale=32, crop_size=32, top_k=1)
     assert with_classes.class_source == "classifier"
-    np.testing.assert_allclose(with_classes.top1_error, 1 - np.mean(with_classes.top_classes[:, 0] ==
-                                                                    with_classes.labels))
+    np.testing.assert_allclose(
+        with_classes.top1_error, 1 - np.mean(with_classes.top_classes[:, 0] == with_classes.labels)
+    )

@@ -8,10 +8,10 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from helpers import save_load_round_trip
 
 import vgg_keras
 from vgg_keras import configs, models
-from helpers import save_load_round_trip
 
 # PAPER.md: exact parameter counts at 224x224, 1000 classes, dense head (trainable for BN).
 PARAM_COUNTS = {
@@ -88,9 +88,12 @@ def test_named_builders_are_thin_wrappers(builder_name):
     letter, batch_norm = NAMED_BUILDERS[builder_name]
     builder = getattr(vgg_keras, builder_name)
     model = builder(include_top=False, weights=None, input_shape=(32, 32, 3), width_multiplier=1 / 16)
-    reference = vgg_keras.build(letter, batch_norm=batch_norm, include_top=False, input_shape=(32, 32, 3),
-                                width_multiplier=1 / 16)
-    assert [(l.name, type(l)) for l in model.layers] == [(l.name, type(l)) for l in reference.layers]
+    reference = vgg_keras.build(
+        letter, batch_norm=batch_norm, include_top=False, input_shape=(32, 32, 3), width_multiplier=1 / 16
+    )
+    assert [(layer.name, type(layer)) for layer in model.layers] == [
+        (layer.name, type(layer)) for layer in reference.layers
+    ]
 
 
 def _copy_weights(source, target):
@@ -102,8 +105,15 @@ def _copy_weights(source, target):
 def _same_layers(ours, theirs, ignore=()):
     def describe(model):
         # Input layers are auto-named ("input_layer_1", ...) by Keras, so compare their shapes only.
-        return [("input" if isinstance(l, keras.layers.InputLayer) else l.name, type(l).__name__, l.output.shape)
-                for l in model.layers if l.name not in ignore]
+        return [
+            (
+                "input" if isinstance(layer, keras.layers.InputLayer) else layer.name,
+                type(layer).__name__,
+                layer.output.shape,
+            )
+            for layer in model.layers
+            if layer.name not in ignore
+        ]
 
     assert describe(ours) == describe(theirs)
 
@@ -138,8 +148,10 @@ def test_dropout_layers_follow_fc1_and_fc2_when_asked_and_none_by_default():
     assert names[names.index("fc1") + 1] == "fc1_dropout"
     assert names[names.index("fc2") + 1] == "fc2_dropout"
     assert tiny(dropout=0.5).get_layer("fc1_dropout").rate == 0.5
-    assert not [n for n in (l.name for l in tiny().layers) if "dropout" in n]
-    assert not [l for l in tiny(head="conv", input_shape=None).layers if isinstance(l, keras.layers.Dropout)]
+    assert not [n for n in (layer.name for layer in tiny().layers) if "dropout" in n]
+    assert not [
+        layer for layer in tiny(head="conv", input_shape=None).layers if isinstance(layer, keras.layers.Dropout)
+    ]
 
 
 def test_batch_norm_variant_layout():
@@ -190,7 +202,9 @@ def test_to_dense_inverts_to_fully_convolutional():
     for layer in dense.layers:
         for a, b in zip(layer.get_weights(), back.get_layer(layer.name).get_weights()):
             np.testing.assert_array_equal(a, b)
-    assert vgg_keras.to_fully_convolutional(vgg_keras.to_fully_convolutional(dense)).get_layer("fc1").kernel.shape[:2] == (2, 2)
+    assert vgg_keras.to_fully_convolutional(vgg_keras.to_fully_convolutional(dense)).get_layer("fc1").kernel.shape[
+        :2
+    ] == (2, 2)
 
 
 def test_feature_extractor_returns_block_pools_and_fc2():
@@ -206,7 +220,7 @@ def test_feature_extractor_returns_block_pools_and_fc2():
 def test_init_from_shallower_copies_exactly_the_paper_layers():
     source = tiny("A")
     target = tiny("D", head="conv", input_shape=None)
-    before = {l.name: [w.copy() for w in l.get_weights()] for l in target.layers if l.weights}
+    before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in target.layers if layer.weights}
     copied = vgg_keras.init_from_shallower(target, source)
     assert copied == ["block1_conv1", "block2_conv1", "block3_conv1", "block3_conv2", "fc1", "fc2", "predictions"]
     for name, old in before.items():
@@ -223,8 +237,9 @@ def test_init_from_shallower_into_batch_norm_keeps_bn_fresh():
     source = tiny("A")
     target = tiny("E", batch_norm=True)
     vgg_keras.init_from_shallower(target, source)
-    np.testing.assert_array_equal(target.get_layer("block1_conv1").get_weights()[0],
-                                  source.get_layer("block1_conv1").get_weights()[0])
+    np.testing.assert_array_equal(
+        target.get_layer("block1_conv1").get_weights()[0], source.get_layer("block1_conv1").get_weights()[0]
+    )
     np.testing.assert_array_equal(target.get_layer("block1_bn1").get_weights()[0], np.ones(4))
 
 
@@ -296,8 +311,9 @@ def test_head_conversion_needs_a_classifier():
 
 def test_get_model_takes_a_model_name_as_build_does():
     # Issue 12 item 4: get_model's own first parameter used to clash with build's name=.
-    model = vgg_keras.get_model("vgg11_bn", name="x", include_top=False, input_shape=(32, 32, 3),
-                                width_multiplier=1 / 16)
+    model = vgg_keras.get_model(
+        "vgg11_bn", name="x", include_top=False, input_shape=(32, 32, 3), width_multiplier=1 / 16
+    )
     assert model.name == "x"
     assert model.get_layer("block1_bn1") is not None
     assert vgg_keras.get_model("A", include_top=False, input_shape=(32, 32, 3), width_multiplier=1 / 16).name == "vgg11"

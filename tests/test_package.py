@@ -42,16 +42,13 @@ def test_renamed_names_keep_their_old_name_with_a_warning(module, old, new):
 
 
 def test_unknown_attribute_is_an_attribute_error():
-    try:
-        vgg_keras.VGG17
-    except AttributeError as error:
-        assert "VGG17" in str(error)
-    else:
-        raise AssertionError("vgg_keras.VGG17 should not exist")
+    with pytest.raises(AttributeError, match="VGG17"):
+        _ = vgg_keras.VGG17
 
 
 def test_import_does_not_load_the_heavy_subpackages():
-    code = "import sys, vgg_keras; print(sorted(m for m in sys.modules if m.startswith(('vgg_keras.training', 'vgg_keras.evaluation', 'vgg_keras.export'))))"
+    heavy = "('vgg_keras.training', 'vgg_keras.evaluation', 'vgg_keras.export')"
+    code = f"import sys, vgg_keras; print(sorted(m for m in sys.modules if m.startswith({heavy})))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
@@ -61,25 +58,33 @@ def _python(code: str, **env) -> subprocess.CompletedProcess:
     import os  # noqa: PLC0415
 
     environment = {key: value for key, value in os.environ.items() if key != "VGG_KERAS_DEFER_KERAS"}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**environment, **env})
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**environment, **env}
+    )
 
 
 def test_import_registers_the_layers_so_keras_loads_saved_models(tmp_path):
     path = str(tmp_path / "m.keras")
-    save = ("import vgg_keras; vgg_keras.build('A-LRN', weights=None, width_multiplier=1/16, fc_units=8, classes=3, "
-            f"input_shape=(32, 32, 3), base_size=32, include_preprocessing=True).save({path!r})")
+    save = (
+        "import vgg_keras; vgg_keras.build('A-LRN', weights=None, width_multiplier=1/16, fc_units=8, classes=3, "
+        f"input_shape=(32, 32, 3), base_size=32, include_preprocessing=True).save({path!r})"
+    )
     assert _python(save).returncode == 0
     # A new process that imports vgg_keras but uses none of its names, as a notebook would.
-    load = (f"import vgg_keras, keras; m = keras.saving.load_model({path!r}); "
-            "print(sorted({type(layer).__name__ for layer in m.layers} & {'LocalResponseNormalization', 'Preprocessing'}))")
+    load = (
+        f"import vgg_keras, keras; m = keras.saving.load_model({path!r}); "
+        "print(sorted({type(layer).__name__ for layer in m.layers} & {'LocalResponseNormalization', 'Preprocessing'}))"
+    )
     result = _python(load)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "['LocalResponseNormalization', 'Preprocessing']"
 
 
 def test_deferred_import_loads_no_tensorflow():
-    code = "import sys, vgg_keras, vgg_keras.cli, vgg_keras.training.config; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    code = (
+        "import sys, vgg_keras, vgg_keras.cli, vgg_keras.training.config; "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
     result = _python(code, VGG_KERAS_DEFER_KERAS="1")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "False False"
@@ -97,10 +102,14 @@ def test_split_packages_reexport_every_public_name_from_their_submodules():
 
 
 def test_moved_tool_modules_warn_and_are_the_same_module():
-    code = ("import warnings, vgg_keras.tools.reference as new\n"
-            "with warnings.catch_warnings(record=True) as caught:\n"
-            "    warnings.simplefilter('always')\n"
-            "    import vgg_keras.reference as old\n"
-            "print(old is new, [str(w.message) for w in caught if w.category is DeprecationWarning])")
+    code = (
+        "import warnings, vgg_keras.tools.reference as new\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import vgg_keras.reference as old\n"
+        "print(old is new, [str(w.message) for w in caught if w.category is DeprecationWarning])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.stdout.strip() == "True ['vgg_keras.reference is deprecated; use vgg_keras.tools.reference.']", out.stderr[-2000:]
+    assert out.stdout.strip() == "True ['vgg_keras.reference is deprecated; use vgg_keras.tools.reference.']", (
+        out.stderr[-2000:]
+    )

@@ -11,12 +11,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import ROOT, save_load_round_trip
 from safetensors.numpy import save_file
 
 import vgg_keras
 from vgg_keras import perceptual
 from vgg_keras import weights as weights_lib
-from helpers import ROOT, save_load_round_trip
 
 SIZES = ((64, 64), (48, 80))
 TINY = 1 / 16
@@ -68,8 +68,9 @@ def reference(tmp_path_factory):
         x1[2] = rng.uniform(-1, 1, x1.shape[1:])  # an unrelated pair too
         pairs[f"s{height}x{width}_0"], pairs[f"s{height}x{width}_1"] = x0, x1
     np.savez(out / "pairs.npz", **pairs)
-    result = subprocess.run([sys.executable, "-c", REFERENCE_SCRIPT, str(out)], capture_output=True, text=True,
-                            timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", REFERENCE_SCRIPT, str(out)], capture_output=True, text=True, timeout=300, check=False
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return out, pairs, dict(np.load(out / "reference.npz"))
 
@@ -97,24 +98,31 @@ def test_lpips_equals_the_reference_package(reference, lpips_metric, size):
 
 def test_lpips_takes_0_255_input_and_is_zero_for_equal_images(reference, lpips_metric):
     out, pairs, expected = reference
-    metric = perceptual.LPIPS(trunk_weights=str(out / "trunk.pth"), linear_weights=str(out / "linear.pth"),
-                              value_range=(0, 255))
+    metric = perceptual.LPIPS(
+        trunk_weights=str(out / "trunk.pth"), linear_weights=str(out / "linear.pth"), value_range=(0, 255)
+    )
     x0, x1 = ((pairs[f"s64x64_{i}"] + 1) * 127.5 for i in "01")
     assert np.abs(keras.ops.convert_to_numpy(metric(x0, x1)) - expected["s64x64_distance"]).max() <= 1e-5
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(lpips_metric(pairs["s64x64_0"], pairs["s64x64_0"])), 0,
-                               atol=1e-7)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(lpips_metric(pairs["s64x64_0"], pairs["s64x64_0"])), 0, atol=1e-7
+    )
 
 
 def test_lpips_finds_the_linear_weights_of_the_installed_package(reference, lpips_metric):
     out, pairs, expected = reference
     packaged = perceptual.linear_weights_path()
     assert packaged.endswith(os.path.join("lpips", "weights", "v0.1", "vgg.pth"))
-    for ours, theirs in zip(perceptual.read_linear_weights(packaged),
-                            perceptual.read_linear_weights(str(out / "linear.pth"))):
+    for ours, theirs in zip(
+        perceptual.read_linear_weights(packaged), perceptual.read_linear_weights(str(out / "linear.pth"))
+    ):
         np.testing.assert_array_equal(ours, theirs)
     metric = perceptual.LPIPS(trunk_weights=str(out / "trunk.pth"))
-    assert np.abs(keras.ops.convert_to_numpy(metric(pairs["s48x80_0"], pairs["s48x80_1"]))
-                  - expected["s48x80_distance"]).max() <= 1e-5
+    assert (
+        np.abs(
+            keras.ops.convert_to_numpy(metric(pairs["s48x80_0"], pairs["s48x80_1"])) - expected["s48x80_distance"]
+        ).max()
+        <= 1e-5
+    )
 
 
 def test_lpips_bad_input_is_named(lpips_metric):
@@ -189,15 +197,23 @@ def _images(seed: int, low: float = 0.0, high: float = 1.0, shape=(2, 32, 32, 3)
 
 
 def test_perceptual_loss_equals_a_numpy_computation(tiny_weights):
-    loss = perceptual.PerceptualLoss(["relu1_2", "block2_conv2"], [0.5, 2.0], weights=tiny_weights["vgg16"],
-                                     width_multiplier=TINY, value_range=(0, 1))
+    loss = perceptual.PerceptualLoss(
+        ["relu1_2", "block2_conv2"],
+        [0.5, 2.0],
+        weights=tiny_weights["vgg16"],
+        width_multiplier=TINY,
+        value_range=(0, 1),
+    )
     assert loss.preprocessing == "torch"  # read from the weights file
     y_true, y_pred = _images(1), _images(2)
-    normalised = [(y * 255 / 255 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
-                  for y in (y_true, y_pred)]
+    normalised = [
+        (y * 255 / 255 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225]) for y in (y_true, y_pred)
+    ]
     target, predicted = (_numpy_features(loss.network, x, "vgg16") for x in normalised)
-    per_image = sum(w * ((predicted[n] - target[n]) ** 2).mean(axis=(1, 2, 3))
-                    for w, n in ((0.5, "block1_conv2"), (2.0, "block2_conv2")))
+    per_image = sum(
+        w * ((predicted[n] - target[n]) ** 2).mean(axis=(1, 2, 3))
+        for w, n in ((0.5, "block1_conv2"), (2.0, "block2_conv2"))
+    )
     np.testing.assert_allclose(float(loss(y_true, y_pred)), per_image.mean(), rtol=1e-5)
     loss.reduction = None
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loss(y_true, y_pred)), per_image, rtol=1e-5)
@@ -216,21 +232,29 @@ def test_style_loss_equals_gatys_formula_in_numpy(tiny_weights):
         n_channels, m_positions = target[name].shape[-1], np.prod(target[name].shape[1:3])
         grams = [np.einsum("nhwc,nhwd->ncd", f[name], f[name]) for f in (predicted, target)]  # G = F F^T
         per_image = per_image + 0.2 * ((grams[0] - grams[1]) ** 2).sum(axis=(1, 2)) / (
-            4 * n_channels**2 * m_positions**2)
+            4 * n_channels**2 * m_positions**2
+        )
     np.testing.assert_allclose(float(loss(y_true, y_pred)), per_image.mean(), rtol=1e-4)
 
 
 def test_gram_matrix_and_total_variation_by_hand():
     features = _images(5, -1, 1, (2, 3, 4, 5))
     flat = features.reshape(2, 12, 5)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(perceptual.gram_matrix(features)),
-                               np.einsum("nmc,nmd->ncd", flat, flat) / 60, rtol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(perceptual.gram_matrix(features)),
+        np.einsum("nmc,nmd->ncd", flat, flat) / 60,
+        rtol=1e-5,
+    )
     images = _images(6, 0, 255, (2, 8, 9, 3))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(perceptual.total_variation(images, "absolute")),
-                               tf.image.total_variation(tf.constant(images)).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(perceptual.total_variation(images, "absolute")),
+        tf.image.total_variation(tf.constant(images)).numpy(),
+        rtol=1e-5,
+    )
     squared = (np.diff(images, axis=1) ** 2).sum(axis=(1, 2, 3)) + (np.diff(images, axis=2) ** 2).sum(axis=(1, 2, 3))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(perceptual.total_variation(images, weight=0.5)),
-                               0.5 * squared, rtol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(perceptual.total_variation(images, weight=0.5)), 0.5 * squared, rtol=1e-5
+    )
     with pytest.raises(ValueError, match="kind='l1'; allowed: 'squared', 'absolute'"):
         perceptual.total_variation(images, "l1")
 
@@ -242,8 +266,11 @@ def test_layer_names_are_relu_or_keras_names_and_bad_ones_list_the_allowed(tiny_
     assert float(by_relu(y_true, y_pred)) == float(by_keras(y_true, y_pred)) > 0
     assert perceptual.relu_layers("vgg16_bn")["relu2_2"] == "block2_relu2"
     for bad in ("block2_pool", "relu6_1", "fc1", "block2_bn2"):
-        with pytest.raises(ValueError, match=rf"'{bad}', which is not a ReLU output of vgg16\. Allowed: relu1_1 "
-                                             r"\(block1_conv1\),.* relu5_3 \(block5_conv3\)\."):
+        with pytest.raises(
+            ValueError,
+            match=rf"'{bad}', which is not a ReLU output of vgg16\. Allowed: relu1_1 "
+            r"\(block1_conv1\),.* relu5_3 \(block5_conv3\)\.",
+        ):
             perceptual.PerceptualLoss([bad], weights=None, width_multiplier=TINY)
     with pytest.raises(ValueError, match="layer_weights=\\[1.0\\]; allowed: None or 2 finite non-negative"):
         perceptual.StyleLoss(["relu1_1", "relu2_1"], [1.0], weights=None, width_multiplier=TINY)
@@ -265,8 +292,9 @@ def test_losses_train_a_model_serialise_and_stay_frozen(tiny_weights, tmp_path):
         np.testing.assert_array_equal(old, new)
     restored = save_load_round_trip(model, tmp_path, x)
     np.testing.assert_allclose(restored.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-5)
-    style = perceptual.StyleLoss(["relu1_1", "block2_conv1"], [1.0, 3.0], weights=tiny_weights["vgg19"],
-                                 width_multiplier=TINY, reduction="sum")
+    style = perceptual.StyleLoss(
+        ["relu1_1", "block2_conv1"], [1.0, 3.0], weights=tiny_weights["vgg19"], width_multiplier=TINY, reduction="sum"
+    )
     copy = keras.losses.deserialize(keras.losses.serialize(style))
     assert type(copy) is perceptual.StyleLoss and copy.get_config() == style.get_config()
     y_true, y_pred = _images(11, 0, 255), _images(12, 0, 255)
@@ -321,22 +349,34 @@ JAX_SCRIPT = textwrap.dedent(
 
 def test_losses_and_lpips_give_the_same_values_and_gradients_on_jax(tiny_weights, tmp_path):
     losses = {
-        "PerceptualLoss": perceptual.PerceptualLoss(["relu1_2", "relu3_3"], [1.0, 0.5], weights=tiny_weights["vgg16"],
-                                                    width_multiplier=TINY),
+        "PerceptualLoss": perceptual.PerceptualLoss(
+            ["relu1_2", "relu3_3"], [1.0, 0.5], weights=tiny_weights["vgg16"], width_multiplier=TINY
+        ),
         "StyleLoss": perceptual.StyleLoss(weights=tiny_weights["vgg19"], width_multiplier=TINY),
     }
     y_true, y_pred = _images(15, 0, 255), _images(16, 0, 255)
     (tmp_path / "configs.json").write_text(json.dumps({k: v.get_config() for k, v in losses.items()}))
     # LPIPS too: a random trunk saved as a Keras weights file, random linear weights as safetensors.
     rng = np.random.default_rng(17)
-    save_file({f"lin{k}.model.1.weight": rng.uniform(0, 0.1, (1, c, 1, 1)).astype("float32")
-               for k, c in enumerate(perceptual.lpips.LPIPS_CHANNELS)}, str(tmp_path / "linear.safetensors"))
+    save_file(
+        {
+            f"lin{k}.model.1.weight": rng.uniform(0, 0.1, (1, c, 1, 1)).astype("float32")
+            for k, c in enumerate(perceptual.lpips.LPIPS_CHANNELS)
+        },
+        str(tmp_path / "linear.safetensors"),
+    )
     metric = perceptual.LPIPS(trunk_weights=None, linear_weights=str(tmp_path / "linear.safetensors"))
     metric.trunk.save_weights(str(tmp_path / "trunk.weights.h5"))
     x0, x1 = _images(18, -1, 1, (2, 32, 48, 3)), _images(19, -1, 1, (2, 32, 48, 3))
     np.savez(tmp_path / "inputs.npz", y_true=y_true, y_pred=y_pred, x0=x0, x1=x1)
-    result = subprocess.run([sys.executable, "-c", JAX_SCRIPT, str(tmp_path)], capture_output=True, text=True,
-                            timeout=300, check=False, env={**os.environ, "KERAS_BACKEND": "jax"})
+    result = subprocess.run(
+        [sys.executable, "-c", JAX_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     on_jax = json.loads(result.stdout.strip().splitlines()[-1])
     assert on_jax["backend"] == "jax"
@@ -360,9 +400,17 @@ def _content_and_style():
 def test_style_transfer_lowers_the_style_term_and_keeps_the_image_valid(tiny_weights):
     content, style = _content_and_style()
     seen = []
-    image = perceptual.style_transfer(content, style[:24], steps=12, weights=tiny_weights["vgg19"],
-                                      width_multiplier=TINY, style_weight=1.0, tv_weight=0.0, learning_rate=8.0,
-                                      callback=lambda step, img, terms: seen.append((step, img.shape, terms)))
+    image = perceptual.style_transfer(
+        content,
+        style[:24],
+        steps=12,
+        weights=tiny_weights["vgg19"],
+        width_multiplier=TINY,
+        style_weight=1.0,
+        tv_weight=0.0,
+        learning_rate=8.0,
+        callback=lambda step, img, terms: seen.append((step, img.shape, terms)),
+    )
     assert image.shape == content.shape and image.dtype == np.float32
     assert image.min() >= 0 and image.max() <= 255 and np.abs(image - content).max() > 1
     assert [s for s, _, _ in seen] == list(range(1, 13)) and seen[0][1] == content.shape
@@ -372,8 +420,9 @@ def test_style_transfer_lowers_the_style_term_and_keeps_the_image_valid(tiny_wei
     with pytest.raises(ValueError, match=r"content has values in \[0, 300\]; allowed: \[0, 255\]"):
         perceptual.style_transfer(np.full((32, 32, 3), 300.0) * (np.arange(3) > 0), style, weights=None, steps=1)
     with pytest.raises(ValueError, match="content_layer contains 'block4_pool'"):
-        perceptual.style_transfer(content, style, weights=None, steps=1, content_layer="block4_pool",
-                                  width_multiplier=TINY)
+        perceptual.style_transfer(
+            content, style, weights=None, steps=1, content_layer="block4_pool", width_multiplier=TINY
+        )
     with pytest.raises(ValueError, match="steps=0; allowed: an integer >= 1"):
         perceptual.style_transfer(content, style, weights=None, steps=0)
 
@@ -386,18 +435,29 @@ def test_style_transfer_recipe_writes_intermediate_and_final_pngs(tiny_weights, 
     for name, image in (("content", content), ("style", style)):
         perceptual.save_image(image, str(tmp_path / f"{name}.png"))
     out = tmp_path / "out"
-    command = [sys.executable, os.path.join(ROOT, "recipes", "style_transfer.py"), f"--content={tmp_path}/content.png",
-               f"--style={tmp_path}/style.png", f"--output_dir={out}", f"--weights={tiny_weights['vgg19']}",
-               f"--width_multiplier={TINY}", "--size=40", "--steps=4", "--save_every=2"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False,
-                            env={**os.environ, "PYTHONPATH": ROOT})
+    command = [
+        sys.executable,
+        os.path.join(ROOT, "recipes", "style_transfer.py"),
+        f"--content={tmp_path}/content.png",
+        f"--style={tmp_path}/style.png",
+        f"--output_dir={out}",
+        f"--weights={tiny_weights['vgg19']}",
+        f"--width_multiplier={TINY}",
+        "--size=40",
+        "--steps=4",
+        "--save_every=2",
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, check=False, env={**os.environ, "PYTHONPATH": ROOT}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(os.listdir(out)) == ["final.png", "step_00002.png", "step_00004.png"]  # no temporary files left
     with Image.open(out / "final.png") as final:
         assert final.size == (40, 32) and final.mode == "RGB"
     assert "style transfer" in result.stderr and "Wrote" in result.stdout
     command[2] = f"--content={tmp_path}/missing.png"
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False,
-                            env={**os.environ, "PYTHONPATH": ROOT})
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "PYTHONPATH": ROOT}
+    )
     assert result.returncode != 0 and "missing.png' is not a file; allowed: an image file" in result.stderr
     assert "tensorflow" not in result.stderr.lower()  # failed before TensorFlow was imported

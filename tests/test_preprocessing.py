@@ -8,14 +8,18 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import save_load_round_trip
 from keras.applications import imagenet_utils, vgg16
 
 import vgg_keras
 from vgg_keras import preprocessing as P
-from helpers import save_load_round_trip
 
-SHAPES = [((2, 6, 5, 3), "channels_last"), ((6, 5, 3), "channels_last"), ((2, 3, 6, 5), "channels_first"),
-          ((3, 6, 5), "channels_first")]
+SHAPES = [
+    ((2, 6, 5, 3), "channels_last"),
+    ((6, 5, 3), "channels_last"),
+    ((2, 3, 6, 5), "channels_first"),
+    ((3, 6, 5), "channels_first"),
+]
 
 
 def _images(shape, dtype="float32", seed=0):
@@ -46,8 +50,9 @@ def test_tensor_input_matches_keras_and_numpy(mode, shape, data_format):
 
 def test_torch_numpy_matches_keras_torch_mode():
     x = _images((2, 4, 4, 3))
-    np.testing.assert_array_equal(P.preprocess_input(x, mode="torch"),
-                                  imagenet_utils.preprocess_input(x.copy(), mode="torch"))
+    np.testing.assert_array_equal(
+        P.preprocess_input(x, mode="torch"), imagenet_utils.preprocess_input(x.copy(), mode="torch")
+    )
 
 
 def test_inside_tf_data_graph():
@@ -64,9 +69,13 @@ def test_mean_rgb_subtracts_the_dataset_mean_only():
 
 def test_mode_follows_the_weights():
     x = _images((1, 4, 4, 3))
-    np.testing.assert_array_equal(P.preprocess_input(x, weights="imagenet-torchvision"), P.preprocess_input(x, mode="torch"))
+    np.testing.assert_array_equal(
+        P.preprocess_input(x, weights="imagenet-torchvision"), P.preprocess_input(x, mode="torch")
+    )
     np.testing.assert_array_equal(P.preprocess_input(x, weights="imagenet", arch="vgg16"), P.preprocess_input(x))
-    np.testing.assert_array_equal(P.preprocess_input(x, weights="imagenet", arch="vgg11"), P.preprocess_input(x, mode="torch"))
+    np.testing.assert_array_equal(
+        P.preprocess_input(x, weights="imagenet", arch="vgg11"), P.preprocess_input(x, mode="torch")
+    )
     with pytest.raises(ValueError, match="arch="):
         P.preprocess_input(x, weights="imagenet")
 
@@ -87,10 +96,18 @@ def test_normalization_is_a_leaf_and_old_modes_name_warns():
 
     # The leaf imports neither preprocessing (Keras) nor weights (h5py), so neither imports the other at load.
     # (A plain `import vgg_keras` registers the model classes with Keras; the recipes' deferral shows the leaf alone.)
-    code = ("import sys, vgg_keras.normalization; "
-            "print(sorted(m for m in sys.modules if m.startswith(('vgg_keras.', 'keras', 'h5py', 'tensorflow'))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
-                         env={**os.environ, "VGG_KERAS_DEFER_KERAS": "1"})
+    code = (
+        "import sys, vgg_keras.normalization; "
+        "print(sorted(m for m in sys.modules if m.startswith(('vgg_keras.', 'keras', 'h5py', 'tensorflow'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "VGG_KERAS_DEFER_KERAS": "1"},
+    )
     loaded = set(ast.literal_eval(out.stdout))
     assert "vgg_keras.normalization" in loaded
     assert not loaded & {"keras", "h5py", "tensorflow", "vgg_keras.preprocessing", "vgg_keras.weights"}, loaded
@@ -136,8 +153,9 @@ def test_include_preprocessing_bakes_the_mode_of_the_weights():
     plain = vgg_keras.build("vgg11", **kwargs)
     plain.set_weights(model.get_weights())
     x = _images((2, 32, 32, 3))
-    np.testing.assert_allclose(model.predict(x, verbose=0), plain.predict(P.preprocess_input(x, mode="torch"), verbose=0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), plain.predict(P.preprocess_input(x, mode="torch"), verbose=0), rtol=1e-5, atol=1e-6
+    )
     assert vgg_keras.build("vgg11", include_preprocessing=True, **kwargs).get_layer("preprocessing").mode == "caffe"
     with pytest.raises(ValueError, match="include_preprocessing=True"):
         vgg_keras.build("vgg11", preprocessing="torch", **kwargs)
@@ -153,8 +171,11 @@ def test_class_names_are_the_tfds_order_and_names():
     classes = P.imagenet_classes()
     assert [wnid for wnid, _ in classes] == (_tfds_dir() / "imagenet2012" / "labels.txt").read_text().split()
     tree = ast.parse((_tfds_dir() / "siscore" / "labels.py").read_text())
-    names = next(ast.literal_eval(n.value) for n in tree.body
-                 if isinstance(n, ast.Assign) and n.targets[0].id == "IMAGENET_LABELS_LIST")
+    names = next(
+        ast.literal_eval(n.value)
+        for n in tree.body
+        if isinstance(n, ast.Assign) and n.targets[0].id == "IMAGENET_LABELS_LIST"
+    )
     assert [name for _, name in classes] == names
 
 
@@ -163,8 +184,11 @@ def test_decode_predictions():
     preds[0, [0, 517, 134]] = [0.5, 0.3, 0.2]
     preds[1, 999] = 1.0
     decoded = P.decode_predictions(preds, top=3)
-    assert decoded[0] == [("n01440764", "tench", 0.5), ("n03126707", "crane (machine)", pytest.approx(0.3)),
-                          ("n02012849", "crane (bird)", pytest.approx(0.2))]
+    assert decoded[0] == [
+        ("n01440764", "tench", 0.5),
+        ("n03126707", "crane (machine)", pytest.approx(0.3)),
+        ("n02012849", "crane (bird)", pytest.approx(0.2)),
+    ]
     assert decoded[1][0][:2] == ("n15075141", "toilet tissue")
     assert len(P.decode_predictions(tf.constant(preds))[1]) == 5
     with pytest.raises(ValueError, match=r"\(batch, 1000\)"):

@@ -1,5 +1,6 @@
 """README's Quick start: its two command lines, `.ci/run` (CI) and the main command, end to end
-shrunk to a tiny dataset and one epoch, then `recipes/export.py` on the same model."""
+shrunk to a tiny dataset and one epoch, then `recipes/export.py` on the same model.
+"""
 
 import json
 import os
@@ -42,10 +43,15 @@ def _run_ci(tmp_path, pytest_summary: str, pytest_status: int = 0) -> subprocess
     shim.parent.mkdir(exist_ok=True)
     shim.write_text('#!/usr/bin/env bash\nif [ "$2" = pytest ]; then echo "$SUMMARY"; exit "$STATUS"; fi\n')
     shim.chmod(0o755)
-    env = dict(os.environ, PATH=f"{shim.parent}{os.pathsep}{os.environ['PATH']}", SUMMARY=pytest_summary,
-               STATUS=str(pytest_status))
-    return subprocess.run(["bash", str(ROOT / ".ci" / "run")], env=env, capture_output=True, text=True,
-                          timeout=60, check=False)
+    env = dict(
+        os.environ,
+        PATH=f"{shim.parent}{os.pathsep}{os.environ['PATH']}",
+        SUMMARY=pytest_summary,
+        STATUS=str(pytest_status),
+    )
+    return subprocess.run(
+        ["bash", str(ROOT / ".ci" / "run")], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_ci_fails_when_a_test_is_skipped_or_none_ran(tmp_path):
@@ -58,7 +64,7 @@ def test_ci_fails_when_a_test_is_skipped_or_none_ran(tmp_path):
 
 def _main_command(workdir: pathlib.Path) -> list[str]:
     """README's main command (without its install), with this test's workdir."""
-    command = shlex.split(readme_quick_start()[0][len(INSTALL):])
+    command = shlex.split(readme_quick_start()[0][len(INSTALL) :])
     assert command[:2] == ["python", "recipes/train.py"] and "--workdir=runs/quickstart" in command
     return [sys.executable, *(f"--workdir={workdir}" if arg.startswith("--workdir=") else arg for arg in command[1:])]
 
@@ -68,8 +74,11 @@ def test_readme_main_command_trains_evaluates_and_exports(tmp_path):
     workdir = tmp_path / "quickstart"
     command = _main_command(workdir) + [
         # Shrink the run: the tiny built-in config, one epoch, one test scale.
-        "--config.data.name=vgg_shapes/tiny", f"--config.data.data_dir={tmp_path / 'tfds'}",
-        "--config.training.epochs=1", "--config.data.mean_rgb_images=32", "--config.after.eval_scales=(64,)",
+        "--config.data.name=vgg_shapes/tiny",
+        f"--config.data.data_dir={tmp_path / 'tfds'}",
+        "--config.training.epochs=1",
+        "--config.data.mean_rgb_images=32",
+        "--config.after.eval_scales=(64,)",
     ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -84,9 +93,19 @@ def test_readme_main_command_trains_evaluates_and_exports(tmp_path):
 
     # recipes/export.py on the same model serves the same crops as the quick start's export.
     again = subprocess.run(
-        [sys.executable, "recipes/export.py", f"--model={workdir / 'model.keras'}",
-         f"--export_root={tmp_path / 'savedmodels'}", "--model_name=again"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "recipes/export.py",
+            f"--model={workdir / 'model.keras'}",
+            f"--export_root={tmp_path / 'savedmodels'}",
+            "--model_name=again",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert again.returncode == 0, again.stderr[-4000:]
     assert not EXPORT_CHATTER.findall(again.stdout + again.stderr)
     first = json.loads(exported[0].read_text())

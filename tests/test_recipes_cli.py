@@ -34,8 +34,7 @@ def run_recipe(recipe: str, *args: str, cwd, env: dict | None = None) -> subproc
     """`python recipes/<recipe>.py args` in `cwd`, through the launcher above."""
     environment = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
     command = [sys.executable, "-c", _LAUNCHER, os.path.join(ROOT, "recipes", f"{recipe}.py"), *args]
-    return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=300,
-                          check=False)
+    return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=300, check=False)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -56,42 +55,80 @@ def _tree(path) -> list[str]:
 
 _TRAIN = ["--config=" + os.path.join(CONFIGS, "quickstart.py"), "--workdir=runs/w", "--config.data.data_dir=tfds"]
 CASES = {
-    "train-unknown-override": ("train", [*_TRAIN, "--config.training.batch_sise=16"],
-                               ["--config.training.batch_sise", "'batch_size'"]),
-    "train-invalid-value": ("train", [*_TRAIN, "--config.training.batch_size=-16"],
-                            ["config.training.batch_size=-16", ">= 1"]),
+    "train-unknown-override": (
+        "train",
+        [*_TRAIN, "--config.training.batch_sise=16"],
+        ["--config.training.batch_sise", "'batch_size'"],
+    ),
+    "train-invalid-value": (
+        "train",
+        [*_TRAIN, "--config.training.batch_size=-16"],
+        ["config.training.batch_size=-16", ">= 1"],
+    ),
     "train-bad-type": ("train", [*_TRAIN, "--config.training.batch_size=abc"], ["batch_size=abc"]),
     "train-bad-flag": ("train", [*_TRAIN, "--workdri=x"], ["workdri"]),
     "train-bad-shortcut": ("train", [*_TRAIN, "--backup_every_steps=-3"], ["config.training.backup_every_steps=-3"]),
     "train-missing-config-file": ("train", ["--config=configs/nope.py", "--workdir=w"], ["configs/nope.py"]),
-    "train-missing-folder-dataset": ("train", [*_TRAIN, "--config.data.name=folder:images"],
-                                     ["folder:images", "no such folder"]),
-    "train-missing-imagenet-archives": ("train", [*_TRAIN, "--config.data.name=imagenet2012",
-                                                  "--config.data.manual_dir=archives"],
-                                        ["ILSVRC2012_img_train.tar", "archives"]),
-    "evaluate-missing-model": ("evaluate", ["--model=runs/q/model.keras", "--dataset=builtin"],
-                               ["--model='runs/q/model.keras'", "no such file"]),
+    "train-missing-folder-dataset": (
+        "train",
+        [*_TRAIN, "--config.data.name=folder:images"],
+        ["folder:images", "no such folder"],
+    ),
+    "train-missing-imagenet-archives": (
+        "train",
+        [*_TRAIN, "--config.data.name=imagenet2012", "--config.data.manual_dir=archives"],
+        ["ILSVRC2012_img_train.tar", "archives"],
+    ),
+    "evaluate-missing-model": (
+        "evaluate",
+        ["--model=runs/q/model.keras", "--dataset=builtin"],
+        ["--model='runs/q/model.keras'", "no such file"],
+    ),
     "evaluate-bad-scales": ("evaluate", ["--model=vgg16", "--scales=256,big"], ["--scales=256,big"]),
     "export-missing-model": ("export", ["--model=model.keras"], ["--model='model.keras'"]),
     "export-tflite-without-dataset": ("export", ["--model=vgg16", "--tflite=float32"], ["--tflite needs --dataset"]),
-    "export-onnx-without-dataset": ("export", ["--model=vgg16", "--formats=savedmodel,onnx"],
-                                    ["--formats=onnx needs --dataset"]),
-    "export-unknown-format": ("export", ["--model=vgg16", "--formats=savedmodel,torchscript"],
-                              ["--formats='torchscript'", "'onnx'"]),
-    "localize-missing-classifier": ("localize", ["--config=" + os.path.join(CONFIGS, "localization.py"),
-                                                 "--workdir=runs/loc"], ["config.classifier="]),
+    "export-onnx-without-dataset": (
+        "export",
+        ["--model=vgg16", "--formats=savedmodel,onnx"],
+        ["--formats=onnx needs --dataset"],
+    ),
+    "export-unknown-format": (
+        "export",
+        ["--model=vgg16", "--formats=savedmodel,torchscript"],
+        ["--formats='torchscript'", "'onnx'"],
+    ),
+    "localize-missing-classifier": (
+        "localize",
+        ["--config=" + os.path.join(CONFIGS, "localization.py"), "--workdir=runs/loc"],
+        ["config.classifier="],
+    ),
     "transfer-missing-dataset": ("transfer", ["--model=vgg16", "--dataset=folder:pets"], ["folder:pets"]),
-    "convert_weights-missing-source": ("convert_weights", ["--source=vgg16.pth", "--arch=vgg16", "--output=out/v"],
-                                       ["--source='vgg16.pth'", "no such file"]),
-    "make_tfrecords-missing-folder": ("make_tfrecords", ["--folder=images", "--output_dir=records"],
-                                      ["--folder='images'", "no such folder"]),
+    "convert_weights-missing-source": (
+        "convert_weights",
+        ["--source=vgg16.pth", "--arch=vgg16", "--output=out/v"],
+        ["--source='vgg16.pth'", "no such file"],
+    ),
+    "make_tfrecords-missing-folder": (
+        "make_tfrecords",
+        ["--folder=images", "--output_dir=records"],
+        ["--folder='images'", "no such folder"],
+    ),
     "explain-missing-image": ("explain", ["--model=vgg16", "--images=cat.jpg", "--output_dir=out"], ["cat.jpg"]),
-    "finetune-missing-folder": ("finetune", ["--config=" + os.path.join(CONFIGS, "finetune.py"), "--workdir=runs/f",
-                                             "--data=folder:flowers"], ["config.data.name='flowers'", "no such folder"]),
-    "finetune-bad-unfreeze": ("finetune", ["--config=" + os.path.join(CONFIGS, "finetune.py"), "--workdir=runs/f",
-                                           "--unfreeze=block9"], ["config.finetune.unfreeze='block9'"]),
-    "style_transfer-missing-image": ("style_transfer", ["--content=photo.jpg", "--style=art.jpg",
-                                                        "--output_dir=out"], ["--content='photo.jpg'", "not a file"]),
+    "finetune-missing-folder": (
+        "finetune",
+        ["--config=" + os.path.join(CONFIGS, "finetune.py"), "--workdir=runs/f", "--data=folder:flowers"],
+        ["config.data.name='flowers'", "no such folder"],
+    ),
+    "finetune-bad-unfreeze": (
+        "finetune",
+        ["--config=" + os.path.join(CONFIGS, "finetune.py"), "--workdir=runs/f", "--unfreeze=block9"],
+        ["config.finetune.unfreeze='block9'"],
+    ),
+    "style_transfer-missing-image": (
+        "style_transfer",
+        ["--content=photo.jpg", "--style=art.jpg", "--output_dir=out"],
+        ["--content='photo.jpg'", "not a file"],
+    ),
 }
 
 
@@ -169,10 +206,11 @@ def test_no_message_is_lost_in_the_cleanup():
 
     from vgg_keras import cli
 
-    error = AttributeError(KeyError("'batch_sise'\nDid you mean \"batch_size\" instead of \"batch_sise\"?"))
+    error = AttributeError(KeyError('\'batch_sise\'\nDid you mean "batch_size" instead of "batch_sise"?'))
     argv = ["train.py", "--config.training.batch_sise=3"]
-    assert cli._message(error, argv) == ("--config.training.batch_sise: no such config field 'batch_sise'; "
-                                         "did you mean 'batch_size'?")
+    assert cli._message(error, argv) == (
+        "--config.training.batch_sise: no such config field 'batch_sise'; did you mean 'batch_size'?"
+    )
     assert cli._message(ValueError("two\n  lines"), argv) == "two lines"
     with pytest.raises(app.UsageError, match=r"^--scales=1,x: allowed: comma-separated integers\.$"):
         cli.integers("scales", ["1", "x"])

@@ -1,5 +1,6 @@
 """The package's seams, read from its source: one module knows the layer names, and no module
-reaches into another's private names (issue 16)."""
+reaches into another's private names (issue 16).
+"""
 
 import ast
 import pathlib
@@ -37,8 +38,11 @@ def _modules():
 
 def _docstrings(tree) -> set[int]:
     kinds = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
-    return {id(node.body[0].value) for node in ast.walk(tree)
-            if isinstance(node, kinds) and node.body and isinstance(node.body[0], ast.Expr)}
+    return {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, kinds) and node.body and isinstance(node.body[0], ast.Expr)
+    }
 
 
 def test_only_models_spells_layer_names():
@@ -48,8 +52,13 @@ def test_only_models_spells_layer_names():
             continue
         docstrings = _docstrings(tree)
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
-                    and LAYER_NAME.match(node.value) and (name, node.value) not in ALLOWED):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docstrings
+                and LAYER_NAME.match(node.value)
+                and (name, node.value) not in ALLOWED
+            ):
                 found.append(f"vgg_keras/{name}:{node.lineno}: {node.value!r}")
     assert not found, "ask vgg_keras.describe(model) (or a vgg_keras.models constant) instead of:\n" + "\n".join(found)
 
@@ -70,8 +79,13 @@ def _private_uses(name: str, tree) -> list[str]:
         elif isinstance(node, ast.Import):
             aliases.update((a.asname or a.name).split(".")[0] for a in node.names if a.name.startswith("vgg_keras"))
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
-                and node.attr.startswith("_") and not node.attr.startswith("__")):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
             uses.append(f"vgg_keras/{name}:{node.lineno}: {node.value.id}.{node.attr}")
     return uses
 
@@ -83,10 +97,14 @@ def test_no_module_uses_another_modules_private_names():
 
 def test_the_checks_catch_what_they_look_for():
     """Both scans find a planted case (so they are not vacuous)."""
-    tree = ast.parse('"""Doc naming fc1."""\nfrom vgg_keras.training import experiment\n'
-                     'from vgg_keras.weights.formats import _checked_path\n'
-                     'x = model.get_layer("block5_conv3")\ny = experiment._timed\n')
+    tree = ast.parse(
+        '"""Doc naming fc1."""\nfrom vgg_keras.training import experiment\n'
+        "from vgg_keras.weights.formats import _checked_path\n"
+        'x = model.get_layer("block5_conv3")\ny = experiment._timed\n'
+    )
     assert [u.split(": ", 1)[1] for u in _private_uses("training/x.py", tree)] == [
-        "from vgg_keras.weights.formats import _checked_path", "experiment._timed"]
+        "from vgg_keras.weights.formats import _checked_path",
+        "experiment._timed",
+    ]
     literals = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and id(n) not in _docstrings(tree)]
     assert [v for v in literals if LAYER_NAME.match(v)] == ["block5_conv3"]

@@ -1,5 +1,6 @@
 """Training library: config validation, lr scaling, weight decay, plateau schedule, warm start,
-mixed precision, a short run's outputs, determinism, NaN handling and early dataset errors."""
+mixed precision, a short run's outputs, determinism, NaN handling and early dataset errors.
+"""
 
 import importlib.util
 import os
@@ -120,8 +121,20 @@ def _load_config_file(path):
 
 
 def test_every_table3_row_has_a_valid_config():
-    rows = {"a_s256", "a_lrn_s256", "b_s256", "c_s256", "d_s256", "e_s256", "c_s384", "d_s384", "e_s384",
-            "c_s256_512", "d_s256_512", "e_s256_512"}
+    rows = {
+        "a_s256",
+        "a_lrn_s256",
+        "b_s256",
+        "c_s256",
+        "d_s256",
+        "e_s256",
+        "c_s384",
+        "d_s384",
+        "e_s384",
+        "c_s256_512",
+        "d_s256_512",
+        "e_s256_512",
+    }
     for name in sorted(rows | {"quickstart"}):
         path = os.path.join(REPO, "recipes", "configs", f"{name}.py")
         config = training.validate_config(_load_config_file(path))
@@ -158,7 +171,8 @@ def test_strategy_factory_checks_its_inputs(monkeypatch):
 
 def _in_cluster(cluster, task_type, task_id):
     resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
-        tf.train.ClusterSpec(cluster), task_type=task_type, task_id=task_id)
+        tf.train.ClusterSpec(cluster), task_type=task_type, task_id=task_id
+    )
     return types.SimpleNamespace(cluster_resolver=resolver)
 
 
@@ -293,7 +307,10 @@ def test_short_run_learns_and_writes_its_workdir(tmp_path):
 def test_bfloat16_xla_and_steps_per_execution_train(tmp_path):
     config = tiny_config(epochs=1, steps_per_epoch=4)
     config.training.precision, config.training.jit_compile, config.training.steps_per_execution = (
-        "mixed_bfloat16", True, 2)
+        "mixed_bfloat16",
+        True,
+        2,
+    )
     result = _run(tmp_path, "fast", config)
     assert result.steps == 4 and np.isfinite(result.history["loss"][0])
     assert result.model.get_layer("fc1").compute_dtype == "bfloat16"
@@ -351,7 +368,8 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_backup(tmp_path):
         images = good.train_fn(input_context, seed).map(lambda x, y: (x, y))
         index = tf.data.Dataset.range(10**9)
         return tf.data.Dataset.zip((images, index)).map(
-            lambda xy, i: (tf.where(i >= bad_step, xy[0] * np.nan, xy[0]), xy[1]))
+            lambda xy, i: (tf.where(i >= bad_step, xy[0] * np.nan, xy[0]), xy[1])
+        )
 
     data = training.TrainingData(poisoned, good.eval_fn, 4, good.class_names, 256, good.mean_rgb)
     with pytest.raises(FloatingPointError, match="last good backup"):

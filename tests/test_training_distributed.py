@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -105,16 +104,25 @@ TINY = {
 def _args(tmp_path, name, strategy="default", **config):
     values = {k: v for k, v in TINY.items() if v is not None}
     values.update({k.replace("__", "."): v for k, v in config.items()})
-    return {"strategy": strategy, "config": values, "workdir": str(tmp_path / "work" / name),
-            "out": str(tmp_path / name)}
+    return {
+        "strategy": strategy,
+        "config": values,
+        "workdir": str(tmp_path / "work" / name),
+        "out": str(tmp_path / name),
+    }
 
 
 def _start(tmp_path, args, env=None, child=_CHILD):
     script = tmp_path / "child.py"
     script.write_text(child)
     environment = dict(os.environ, **(env or {}))
-    return subprocess.Popen([sys.executable, str(script), json.dumps(args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=environment)
+    return subprocess.Popen(
+        [sys.executable, str(script), json.dumps(args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=environment,
+    )
 
 
 def _finish(process, timeout=240):
@@ -162,8 +170,9 @@ def _assert_best_loads(path, weights):
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     # BatchNorm on, 31 validation images: uneven over 2 replicas x 8.
-    args = _args(tmp_path, "mirrored", "mirrored", training__epochs=3, training__steps_per_epoch=6,
-                 model__batch_norm=True)
+    args = _args(
+        tmp_path, "mirrored", "mirrored", training__epochs=3, training__steps_per_epoch=6, model__batch_norm=True
+    )
     args["logical_cpus"], args["parity"], args["num_eval"] = 2, True, 31
     _finish(_start(tmp_path, args))
     summary, weights = _results(tmp_path, "mirrored")
@@ -293,8 +302,14 @@ def test_multi_worker_mirrored_strategy_two_processes_agree(tmp_path):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
     processes = []
     for index in range(2):
-        args = _args(tmp_path, f"worker{index}", "multi_worker", training__epochs=1, training__steps_per_epoch=4,
-                     model__batch_norm=True)
+        args = _args(
+            tmp_path,
+            f"worker{index}",
+            "multi_worker",
+            training__epochs=1,
+            training__steps_per_epoch=4,
+            model__batch_norm=True,
+        )
         args["workdir"], args["num_eval"] = str(tmp_path / "work" / "shared"), 25  # 13 + 12 examples
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         processes.append(_start(tmp_path, args, {"TF_CONFIG": tf_config}))
@@ -346,9 +361,9 @@ def test_kill_9_and_restart_matches_an_uninterrupted_run(tmp_path):
     assert state["step"] > 8 and state["epochs_done"] == state["step"] // 8
     interrupted["sleep"] = 0.0
     output = _finish(_start(tmp_path, interrupted))
-    first_step_after_restart = int(next(l for l in output.splitlines() if l.startswith("STEP")).split()[1])
+    first_step_after_restart = int(next(line for line in output.splitlines() if line.startswith("STEP")).split()[1])
     assert first_step_after_restart == state["step"] + 1
-    (ref, ref_weights), (res, res_weights) = _results(tmp_path, "reference"), _results(tmp_path, "resumed")
+    (ref, _), (res, _) = _results(tmp_path, "reference"), _results(tmp_path, "resumed")
     assert res["steps"] == ref["steps"] == 24
     assert res["history"]["epoch"] == [0.0, 1.0, 2.0], "each epoch logged once"
     for key in ("val_accuracy", "learning_rate"):
@@ -360,14 +375,24 @@ def test_kill_9_and_restart_matches_an_uninterrupted_run(tmp_path):
 
 def test_train_recipe_cpu_devices_runs_mirrored_and_evaluates_every_image(tmp_path):
     """`--cpu_devices=2`: two replicas without a GPU; vgg_shapes/tiny's 24 validation images in
-    global batches of 64 (the case that crashed the first validation) are all counted."""
+    global batches of 64 (the case that crashed the first validation) are all counted.
+    """
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     workdir = tmp_path / "run"
     command = [
-        sys.executable, "recipes/train.py", "--config=recipes/configs/quickstart.py", f"--workdir={workdir}",
-        "--cpu_devices=2", "--config.data.name=vgg_shapes/tiny", f"--config.data.data_dir={tmp_path / 'tfds'}",
-        "--config.training.epochs=2", "--config.training.steps_per_epoch=1", "--config.data.mean_rgb_images=32",
-        "--config.after.eval_methods=('center',)", "--config.after.eval_scales=(72,)", "--config.after.export=False",
+        sys.executable,
+        "recipes/train.py",
+        "--config=recipes/configs/quickstart.py",
+        f"--workdir={workdir}",
+        "--cpu_devices=2",
+        "--config.data.name=vgg_shapes/tiny",
+        f"--config.data.data_dir={tmp_path / 'tfds'}",
+        "--config.training.epochs=2",
+        "--config.training.steps_per_epoch=1",
+        "--config.data.mean_rgb_images=32",
+        "--config.after.eval_methods=('center',)",
+        "--config.after.eval_scales=(72,)",
+        "--config.after.export=False",
     ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", MPLBACKEND="Agg")
     result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600, check=False)

@@ -109,7 +109,9 @@ def _run_child(tmp_path, workdir, kill_at=None):
     script.write_text(_CHILD)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
     args = json.dumps({"workdir": str(workdir), "kill_at": kill_at})
-    return subprocess.run([sys.executable, str(script), args], capture_output=True, text=True, env=env, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, str(script), args], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
 
 
 def _rows(path):

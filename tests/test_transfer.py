@@ -18,8 +18,16 @@ CLASSES = 4
 def _model(seed=0, classes=CLASSES):
     keras.utils.set_random_seed(seed)
     # Quick-start-like (BatchNorm), at test size.
-    return vgg_keras.build("A", batch_norm=True, width_multiplier=1 / 8, fc_units=64, classes=classes,
-                           base_size=SIZE, input_shape=(SIZE, SIZE, 3), dropout=0.0)
+    return vgg_keras.build(
+        "A",
+        batch_norm=True,
+        width_multiplier=1 / 8,
+        fc_units=64,
+        classes=classes,
+        base_size=SIZE,
+        input_shape=(SIZE, SIZE, 3),
+        dropout=0.0,
+    )
 
 
 def _normalise(x):
@@ -40,9 +48,12 @@ def _pattern(label, rng, size=SIZE):
 
 
 def _source(images, labels, num_classes=CLASSES) -> Source:
-    dataset = tf.data.Dataset.from_tensor_slices({
-        "image": tf.constant([data_testing.encode(image, "PNG") for image in images]),
-        "label": tf.constant(labels, tf.int64)})
+    dataset = tf.data.Dataset.from_tensor_slices(
+        {
+            "image": tf.constant([data_testing.encode(image, "PNG") for image in images]),
+            "label": tf.constant(labels, tf.int64),
+        }
+    )
     return Source(dataset, num_classes, tuple(f"c{i}" for i in range(num_classes)), len(images))
 
 
@@ -76,8 +87,9 @@ def test_descriptor_is_the_normalised_fc2_output(runner):
     fc2_map = vgg_keras.feature_extractor(conv, ["fc2"])(_normalise(big))["fc2"].numpy()
     assert fc2_map.shape[1:3] == (2, 3)
     pooled = fc2_map.mean(axis=(1, 2))
-    np.testing.assert_allclose(features.image_descriptors(runner, big, flip=False),
-                               pooled / np.linalg.norm(pooled), atol=1e-5)
+    np.testing.assert_allclose(
+        features.image_descriptors(runner, big, flip=False), pooled / np.linalg.norm(pooled), atol=1e-5
+    )
 
 
 def test_descriptors_are_unit_norm_and_equal_for_an_image_and_its_mirror(runner):
@@ -152,8 +164,16 @@ def test_linear_svm_separates_separable_descriptors():
 def test_trained_model_descriptors_beat_random_init_descriptors():
     train, test = _texture_source(200, seed=1), _texture_source(100, seed=2)
     trained, random = _model(seed=0), _model(seed=0)
-    batches = pipeline.train_dataset(train, batch_size=32, crop_size=SIZE, scale=(SIZE, 40), color_shift_std=0.0,
-                                     preprocess=_normalise, shuffle_buffer=200, seed=0)
+    batches = pipeline.train_dataset(
+        train,
+        batch_size=32,
+        crop_size=SIZE,
+        scale=(SIZE, 40),
+        color_shift_std=0.0,
+        preprocess=_normalise,
+        shuffle_buffer=200,
+        seed=0,
+    )
     trained.compile(keras.optimizers.SGD(0.02, momentum=0.9), "sparse_categorical_crossentropy")
     trained.fit(batches, epochs=1, steps_per_epoch=100, verbose=0)
     accuracy = {}
@@ -175,7 +195,8 @@ def test_multilabel_source_gives_multi_hot_labels_for_voc(runner):
         del self, args, kwargs
         return tf.data.Dataset.from_generator(
             lambda: iter([{"image": png, "labels": [14, 8, 14]}, {"image": png, "labels": []}]),
-            output_signature={"image": tf.TensorSpec([], tf.string), "labels": tf.TensorSpec([None], tf.int64)})
+            output_signature={"image": tf.TensorSpec([], tf.string), "labels": tf.TensorSpec([None], tf.int64)},
+        )
 
     with tfds.testing.mock_data(as_dataset_fn=voc_like):
         source = features.multilabel_tfds_source("voc/2007", "test")

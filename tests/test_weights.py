@@ -7,8 +7,8 @@ import pytest
 from safetensors.numpy import save_file
 
 import vgg_keras
-from vgg_keras.tools import reference
 from vgg_keras import weights as W
+from vgg_keras.tools import reference
 
 SMALL = dict(width_multiplier=0.125, fc_units=16, classes=10, base_size=32)
 IMAGES = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
@@ -16,8 +16,9 @@ IMAGES = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float3
 
 def _small(arch="vgg16", weights=None, head="dense", **kwargs):
     shape = (32, 32, 3) if head == "dense" or not kwargs.get("include_top", True) else (None, None, 3)
-    return vgg_keras.build(arch, weights=weights, head=head, input_shape=shape, classifier_activation=None,
-                           **{**SMALL, **kwargs})
+    return vgg_keras.build(
+        arch, weights=weights, head=head, input_shape=shape, classifier_activation=None, **{**SMALL, **kwargs}
+    )
 
 
 def _run(model, images=IMAGES):
@@ -73,7 +74,8 @@ def _write_legacy_h5(model, path):
 def test_registry_covers_the_published_files():
     entries = {(e.arch, e.source): e for e in W.list_weights()}
     assert set(entries) == {("vgg16", "keras"), ("vgg19", "keras")} | {
-        (a, "torchvision") for a in ("vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn")}
+        (a, "torchvision") for a in ("vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn")
+    }
     vgg16 = entries["vgg16", "keras"]
     assert vgg16.file_for(True).file_hash == "64373286793e3c8b2b4e3219cbf3544b"
     assert vgg16.file_for(False).url.endswith("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
@@ -86,8 +88,16 @@ def test_registry_covers_the_published_files():
     assert [e.source for e in W.list_weights("D")] == ["keras", "torchvision"]
 
 
-@pytest.mark.parametrize("arch,source", [("vgg16", "keras"), ("vgg19", "keras"), ("vgg11", "torchvision"),
-                                         ("vgg13", "torchvision"), ("vgg16_bn", "torchvision")])
+@pytest.mark.parametrize(
+    "arch,source",
+    [
+        ("vgg16", "keras"),
+        ("vgg19", "keras"),
+        ("vgg11", "torchvision"),
+        ("vgg13", "torchvision"),
+        ("vgg16_bn", "torchvision"),
+    ],
+)
 def test_imagenet_picks_the_default_source(arch, source):
     assert W.resolve_weights("imagenet", arch).source == source
     assert W.resolve_weights("imagenet-torchvision", arch).source == "torchvision"
@@ -128,7 +138,11 @@ def test_timm_safetensors_conv_shaped_head(tmp_path):
     timm["pre_logits.fc1.weight"] = state["classifier.0.weight"].reshape(16, 64, 1, 1)
     timm["pre_logits.fc2.weight"] = state["classifier.3.weight"][:, :, None, None]
     timm["head.fc.weight"] = state["classifier.6.weight"]
-    for ours, theirs in (("pre_logits.fc1", "classifier.0"), ("pre_logits.fc2", "classifier.3"), ("head.fc", "classifier.6")):
+    for ours, theirs in (
+        ("pre_logits.fc1", "classifier.0"),
+        ("pre_logits.fc2", "classifier.3"),
+        ("head.fc", "classifier.6"),
+    ):
         timm[f"{ours}.bias"] = state[f"{theirs}.bias"]
     save_file(timm, str(tmp_path / "timm.safetensors"))
     model = _small("vgg13", str(tmp_path / "timm.safetensors"), include_preprocessing=True)
@@ -217,8 +231,7 @@ def test_keras_files_load_into_both_heads_and_without_top(tmp_path, save):
         source.save(path)
     expected = _run(source)
     for head in ("dense", "conv"):
-        np.testing.assert_allclose(_run(_small("vgg11_bn", str(path), head=head)), expected,
-                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(_run(_small("vgg11_bn", str(path), head=head)), expected, rtol=1e-5, atol=1e-5)
     features = _small("vgg11_bn", str(path), include_top=False)
     np.testing.assert_array_equal(features.get_layer("block1_bn1").moving_mean.numpy(), np.full(8, 0.3, "float32"))
 
@@ -237,7 +250,10 @@ def test_save_weights_records_the_preprocessing(tmp_path):
     model.save_weights(tmp_path / "plain.weights.h5")
     assert W.preprocessing_mode_for(str(tmp_path / "plain.weights.h5"), default="torch") == "torch"
     np.testing.assert_array_equal(_small("vgg11", path, include_top=False).get_weights()[0], model.get_weights()[0])
-    assert _small("vgg11", path, include_top=False, include_preprocessing=True).get_layer("preprocessing").mode == "mean_rgb"
+    assert (
+        _small("vgg11", path, include_top=False, include_preprocessing=True).get_layer("preprocessing").mode
+        == "mean_rgb"
+    )
 
 
 # --------------------------------------------------------------------------- bad files
@@ -249,8 +265,11 @@ def test_file_for_another_architecture_lists_names_and_shapes(tmp_path):
         _small("vgg19", str(tmp_path / "vgg16.weights.h5"))
     state = _torchvision_state("vgg16")
     save_file(state, str(tmp_path / "vgg16.safetensors"))
-    with pytest.raises(ValueError, match=r"vgg16\.safetensors does not fit vgg19: missing features\.16 \(block3_conv4\).*unexpected "
-                       r"features\.17\.bias \(64,\), features\.17\.weight \(64, 32, 3, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"vgg16\.safetensors does not fit vgg19: missing features\.16 \(block3_conv4\).*unexpected "
+        r"features\.17\.bias \(64,\), features\.17\.weight \(64, 32, 3, 3\)",
+    ):
         _small("vgg19", str(tmp_path / "vgg16.safetensors"))
 
 

@@ -7,11 +7,11 @@ import sys
 import keras
 import numpy as np
 import pytest
+from helpers import ROOT
 from safetensors.numpy import save_file
 
-from vgg_keras.tools import convert, reference
 from vgg_keras import weights as W
-from helpers import ROOT
+from vgg_keras.tools import convert, reference
 
 SMALL = dict(width_multiplier=0.125, fc_units=16, classes=10, base_size=32)
 
@@ -37,13 +37,26 @@ def test_recipe_runs_and_reports(tmp_path):
     state = {k: v.numpy() for k, v in module.state_dict().items()}
     save_file(state, str(tmp_path / "src.safetensors"))
     out = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "recipes", "convert_weights.py"), f"--source={tmp_path / 'src.safetensors'}", "--arch=B",
-         f"--output={tmp_path / 'm'}", "--head=conv", "--width_multiplier=0.125", "--fc_units=16", "--classes=10",
-         "--base_size=32", "--classifier_activation=none"],
-        capture_output=True, text=True, check=True, timeout=300, cwd=tmp_path,  # any cwd works
+        [
+            sys.executable,
+            os.path.join(ROOT, "recipes", "convert_weights.py"),
+            f"--source={tmp_path / 'src.safetensors'}",
+            "--arch=B",
+            f"--output={tmp_path / 'm'}",
+            "--head=conv",
+            "--width_multiplier=0.125",
+            "--fc_units=16",
+            "--classes=10",
+            "--base_size=32",
+            "--classifier_activation=none",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+        cwd=tmp_path,  # any cwd works
         env={**os.environ, "PYTHONPATH": ROOT},
     ).stdout
     assert "max output difference vs PyTorch (torchvision layout)" in out
     diff = float(out.rsplit(":", 1)[1])
     assert diff < 1e-3 and (tmp_path / "m.weights.h5").exists() and (tmp_path / "m.keras").exists()
-

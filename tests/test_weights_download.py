@@ -71,8 +71,9 @@ def test_sha256_prefix_as_torchvision(server, tmp_path):
     path = W.fetch(good, base_url=url, cache=str(tmp_path), progress=False)
     assert path == str(tmp_path / "vgg11-x.pth") and (tmp_path / "vgg11-x.pth").read_bytes() == PAYLOAD
     # Only the prefix is compared, but it is compared: another prefix is a mismatch, nothing cached.
-    wrong = W.WeightsFile("https://example.invalid/vgg11-y.pth", "0" * 8 if good.file_hash != "0" * 8 else "1" * 8,
-                          "sha256_prefix")
+    wrong = W.WeightsFile(
+        "https://example.invalid/vgg11-y.pth", "0" * 8 if good.file_hash != "0" * 8 else "1" * 8, "sha256_prefix"
+    )
     handler.files["vgg11-y.pth"] = PAYLOAD
     with pytest.raises(ValueError, match=f"expected sha256_prefix {wrong.file_hash}"):
         W.fetch(wrong, base_url=url, cache=str(tmp_path), progress=False)
@@ -130,15 +131,16 @@ def test_tag_end_to_end_through_env_overrides(server, tmp_path, monkeypatch):
     handler, url = server
     source = vgg_keras.build("vgg11", include_top=False, width_multiplier=0.125, input_shape=(32, 32, 3))
     state = {}
-    for index, layer in zip((0, 3, 6, 8, 11, 13, 16, 18), [l for l in source.layers if "_conv" in l.name]):
+    for index, layer in zip((0, 3, 6, 8, 11, 13, 16, 18), [layer for layer in source.layers if "_conv" in layer.name]):
         kernel, bias = layer.get_weights()
         state[f"features.{index}.weight"] = np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
         state[f"features.{index}.bias"] = bias
     data = save(state)
     prefix = hashlib.sha256(data).hexdigest()[:8]
     entry = W.resolve_weights("imagenet", "vgg11")
-    mirrored = dataclasses.replace(entry, files=(W.WeightsFile(f"https://example.invalid/vgg11-{prefix}.pth", prefix,
-                                                               "sha256_prefix"),))
+    mirrored = dataclasses.replace(
+        entry, files=(W.WeightsFile(f"https://example.invalid/vgg11-{prefix}.pth", prefix, "sha256_prefix"),)
+    )
     handler.files[f"vgg11-{prefix}.pth"] = data
     # The registry module is what resolve_weights reads (vgg_keras.weights re-exports it).
     monkeypatch.setattr(W.registry, "REGISTRY", tuple(mirrored if e is entry else e for e in W.REGISTRY))

@@ -5,7 +5,8 @@ Public names load on first use (`vgg_keras.VGG16` imports `vgg_keras.models` the
 (the `VGG` model, `LocalResponseNormalization`, `Preprocessing`, `ChannelPreprocessing`), so
 that `keras.saving.load_model` reads a file that uses them. The recipes set
 `VGG_KERAS_DEFER_KERAS=1` before importing vgg_keras: then nothing imports Keras or TensorFlow
-until a model function is used, and the recipes check their flags and configs (`vgg_keras.cli`, `vgg_keras.training.config`) before TensorFlow loads.
+until a model function is used, and the recipes check their flags and configs (`vgg_keras.cli`,
+`vgg_keras.training.config`) before TensorFlow loads.
 """
 
 import importlib
@@ -19,12 +20,32 @@ from vgg_keras.configs import CONFIGS
 _MODEL_MODULES = {
     "vgg_keras.layers": ("LocalResponseNormalization",),
     "vgg_keras.models": (
-        "VGG11", "VGG11BN", "VGG11LRN", "VGG13", "VGG13BN", "VGG16", "VGG16BN", "VGG16C", "VGG19", "VGG19BN",
-        "build", "feature_extractor", "get_model", "init_from_shallower", "list_models", "score_map_model",
-        "to_dense", "to_fully_convolutional", "describe",
+        "VGG11",
+        "VGG11BN",
+        "VGG11LRN",
+        "VGG13",
+        "VGG13BN",
+        "VGG16",
+        "VGG16BN",
+        "VGG16C",
+        "VGG19",
+        "VGG19BN",
+        "build",
+        "feature_extractor",
+        "get_model",
+        "init_from_shallower",
+        "list_models",
+        "score_map_model",
+        "to_dense",
+        "to_fully_convolutional",
+        "describe",
     ),
     "vgg_keras.preprocessing": (
-        "Preprocessing", "decode_predictions", "imagenet_classes", "preprocess_input", "preprocessing_layer",
+        "Preprocessing",
+        "decode_predictions",
+        "imagenet_classes",
+        "preprocess_input",
+        "preprocessing_layer",
     ),
     "vgg_keras.weights": ("list_weights", "preprocessing_mode_for"),
     "vgg_keras.tools.convert": ("convert_weights",),
@@ -34,8 +55,19 @@ _MODEL_NAMES = {name: module for module, names in _MODEL_MODULES.items() for nam
 __version__ = "0.1.0.dev0"
 
 _SUBMODULES = (
-    "data", "evaluation", "training", "export", "localization", "features", "perceptual", "explain", "tools",
-    "weights", "normalization", "convert", "reference",
+    "data",
+    "evaluation",
+    "training",
+    "export",
+    "localization",
+    "features",
+    "perceptual",
+    "explain",
+    "tools",
+    "weights",
+    "normalization",
+    "convert",
+    "reference",
 )
 # The root keeps what a notebook reaches for (builders, weights, preprocessing, conversion);
 # training, evaluation, data, export, localisation and descriptor entry points live in their

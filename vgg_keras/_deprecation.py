@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 
 def deprecated_attributes(

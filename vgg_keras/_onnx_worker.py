@@ -20,8 +20,9 @@ import warnings
 import zipfile
 
 
-def convert(model_path: str, output_path: str, sample_shape: list[int], dynamic_axes: dict[int, str],
-            opset: int | None) -> None:
+def convert(
+    model_path: str, output_path: str, sample_shape: list[int], dynamic_axes: dict[int, str], opset: int | None
+) -> None:
     """Traces the model at `model_path` into an ONNX file with input `images`, output `probabilities`.
 
     Args:
@@ -48,9 +49,16 @@ def convert(model_path: str, output_path: str, sample_shape: list[int], dynamic_
         # The tracer warns for every Python int/bool it reads (shape checks, constants) and that
         # the TorchScript exporter is legacy; the tests check the trace at other sizes and batches.
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (sample,), output_path, input_names=["images"], output_names=["probabilities"],
-                          dynamic_axes={"images": dynamic_axes, "probabilities": {0: "batch"}},
-                          opset_version=opset, dynamo=False)
+        torch.onnx.export(
+            model,
+            (sample,),
+            output_path,
+            input_names=["images"],
+            output_names=["probabilities"],
+            dynamic_axes={"images": dynamic_axes, "probabilities": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
 
 
 def main(argv: list[str]) -> None:
@@ -61,8 +69,13 @@ def main(argv: list[str]) -> None:
     if not zipfile.is_zipfile(model_path):  # checked before the imports (~15 s on a loaded CPU)
         raise SystemExit(f"model_path={model_path!r} is not a .keras file (a zip archive).")
     spec = json.loads(spec)
-    convert(model_path, output_path, spec["sample_shape"],
-            {int(axis): name for axis, name in spec["dynamic_axes"].items()}, spec["opset"])
+    convert(
+        model_path,
+        output_path,
+        spec["sample_shape"],
+        {int(axis): name for axis, name in spec["dynamic_axes"].items()},
+        spec["opset"],
+    )
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ def preprocessing_layer_of(model: keras.Model):
 
 
 def adapt_input_conv(kernel: np.ndarray, channels: int) -> np.ndarray:
-    """timm's `adapt_input_conv` for a Keras `(h, w, 3, filters)` kernel.
+    """Timm's `adapt_input_conv` for a Keras `(h, w, 3, filters)` kernel.
 
     Args:
         kernel: The RGB kernel, channels-last (HWIO).
@@ -124,8 +124,9 @@ def channel_normalization(norm: preprocessing_lib.Normalization, channels: int):
     return mean, std
 
 
-def adapt_first_conv(kernel: np.ndarray, bias: np.ndarray, channels: int,
-                     norm: preprocessing_lib.Normalization | None = None) -> tuple[np.ndarray, np.ndarray]:
+def adapt_first_conv(
+    kernel: np.ndarray, bias: np.ndarray, channels: int, norm: preprocessing_lib.Normalization | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The first conv's `(kernel, bias)` for `channels` inputs (see the module docstring).
 
     Args:
@@ -152,8 +153,9 @@ def adapt_first_conv(kernel: np.ndarray, bias: np.ndarray, channels: int,
     return adapted.astype(np.asarray(kernel).dtype), (bias.astype(np.float64) - offset).astype(bias.dtype)
 
 
-def adapt_tensors(tensors: Mapping[str, list[np.ndarray]], model: keras.Model,
-                  mode: str) -> dict[str, list[np.ndarray]]:
+def adapt_tensors(
+    tensors: Mapping[str, list[np.ndarray]], model: keras.Model, mode: str
+) -> dict[str, list[np.ndarray]]:
     """RGB weights (as `vgg_keras.weights.read_weights` returns them) made to fit `model`'s input.
 
     Args:
@@ -195,8 +197,14 @@ class ChannelPreprocessing(keras.layers.Layer):
         **kwargs: Base `keras.layers.Layer` arguments (name, dtype, ...).
     """
 
-    def __init__(self, mode: str = preprocessing_lib.DEFAULT_MODE, channels: int = 1,
-                 mean: Sequence[float] | None = None, data_format: str | None = None, **kwargs):
+    def __init__(
+        self,
+        mode: str = preprocessing_lib.DEFAULT_MODE,
+        channels: int = 1,
+        mean: Sequence[float] | None = None,
+        data_format: str | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.mode, self.channels = mode, _check_channels(channels)
         self.rgb = preprocessing_lib.normalization(mode, mean)
@@ -263,7 +271,8 @@ def adapt_model(model: keras.Model, channels: int) -> keras.Model:
         return surgery.clone_layer(layer)
 
     inputs, outputs, pairs = surgery.rebuild_chain(
-        model, input_shape=tuple(model.input_shape[1:-1]) + (channels,), clone=clone)
+        model, input_shape=tuple(model.input_shape[1:-1]) + (channels,), clone=clone
+    )
     surgery.copy_weights([(old, new) for old, new in pairs if old is not first])
     new_first = {old.name: new for old, new in pairs}[first.name]
     kernel, bias, *rest = first.get_weights()

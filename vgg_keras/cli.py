@@ -67,7 +67,7 @@ def _one_line(text: str) -> str:
 
 
 def _unknown_override(error: Exception, argv: list[str]) -> str | None:
-    """"--config.a.b: no such config field 'b'; did you mean 'c'?" for ml_collections' errors."""
+    """The message "--config.a.b: no such config field 'b'; did you mean 'c'?" for ml_collections' errors."""
     text = str(error).encode().decode("unicode_escape")
     key = re.search(r"'(\w+)'", text)
     if key is None:
@@ -106,7 +106,7 @@ def _debug_requested(argv: list[str]) -> bool:
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-    """absl's parse, with parse errors (bad flags, config overrides, config files) in one line."""
+    """Absl's parse, with parse errors (bad flags, config overrides, config files) in one line."""
     try:
         remaining = flags.FLAGS(argv)
     except Exception as error:  # config_flags raises AttributeError, OSError, ... while parsing

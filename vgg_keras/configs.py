@@ -98,9 +98,7 @@ CONFIGS: dict[str, VGGConfig] = {
 
 _BY_NAME = {config.name: letter for letter, config in CONFIGS.items()}
 
-MODEL_NAMES: tuple[str, ...] = tuple(
-    name for config in CONFIGS.values() for name in (config.name, config.name + "_bn")
-)
+MODEL_NAMES: tuple[str, ...] = tuple(name for config in CONFIGS.values() for name in (config.name, config.name + "_bn"))
 
 
 def resolve_model_name(name: str) -> tuple[VGGConfig, bool]:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -319,8 +319,15 @@ def saliency(model: keras.Model, images, class_index=None) -> np.ndarray:
     return maps[0] if single else maps
 
 
-def smoothgrad(model: keras.Model, images, class_index=None, *, samples: int = DEFAULT_SAMPLES,
-               noise: float = DEFAULT_NOISE, seed: int | None = None) -> np.ndarray:
+def smoothgrad(
+    model: keras.Model,
+    images,
+    class_index=None,
+    *,
+    samples: int = DEFAULT_SAMPLES,
+    noise: float = DEFAULT_NOISE,
+    seed: int | None = None,
+) -> np.ndarray:
     """SmoothGrad (Smilkov et al. 2017): the mean saliency map of noisy copies of each image.
 
     Args:
@@ -390,8 +397,9 @@ def gradcam(model: keras.Model, images, class_index=None, *, layer: str | None =
     spatial = score_fn.spatial_axes
     alpha = ops.mean(gradient, axis=spatial, keepdims=True)
     cam = ops.relu(ops.sum(alpha * ops.cast(activations, alpha.dtype), axis=channel_axis))
-    cam = ops.image.resize(cam[..., None], _spatial_shape(model, batch.shape), interpolation="bilinear",
-                           data_format="channels_last")[..., 0]
+    cam = ops.image.resize(
+        cam[..., None], _spatial_shape(model, batch.shape), interpolation="bilinear", data_format="channels_last"
+    )[..., 0]
     maps = ops.convert_to_numpy(ops.cast(cam, "float32"))
     return maps[0] if single else maps
 
@@ -563,10 +571,21 @@ class PointingGameResult:
         return dataclasses.asdict(self)
 
 
-def pointing_game(model: keras.Model, source, *, method: str = "gradcam", layer: str | None = None,
-                  use_labels: bool = True, scale: int | None = None, crop_size: int | None = None,
-                  tolerance: float = 0.0, batch_size: int = 32, preprocess: Callable | None = None,
-                  max_examples: int | None = None, **method_kwargs) -> PointingGameResult:
+def pointing_game(
+    model: keras.Model,
+    source,
+    *,
+    method: str = "gradcam",
+    layer: str | None = None,
+    use_labels: bool = True,
+    scale: int | None = None,
+    crop_size: int | None = None,
+    tolerance: float = 0.0,
+    batch_size: int = 32,
+    preprocess: Callable | None = None,
+    max_examples: int | None = None,
+    **method_kwargs,
+) -> PointingGameResult:
     """The pointing game (Zhang et al. 2016) on a dataset with one object box per image.
 
     Each image is resized to smallest side `scale` and centre-cropped to `crop_size` (the
@@ -601,8 +620,14 @@ def pointing_game(model: keras.Model, source, *, method: str = "gradcam", layer:
         raise ValueError(f"crop_size=None and model {model.name!r} takes any size; allowed: a crop side in pixels.")
     if method == "gradcam":
         method_kwargs["layer"] = _conv_layer(model, layer).name
-    dataset = localization.box_eval_dataset(source, batch_size=batch_size, scale=scale or crop_size,
-                                            crop_size=crop_size, preprocess=preprocess, max_examples=max_examples)
+    dataset = localization.box_eval_dataset(
+        source,
+        batch_size=batch_size,
+        scale=scale or crop_size,
+        crop_size=crop_size,
+        preprocess=preprocess,
+        max_examples=max_examples,
+    )
     hits, centre = [], []
     for batch in dataset:
         boxes = localization.image_boxes_to_crop(batch["bbox"], batch["window"]).numpy()
@@ -612,11 +637,26 @@ def pointing_game(model: keras.Model, source, *, method: str = "gradcam", layer:
             continue
         maps = explain(model, images, method, labels if use_labels else None, **method_kwargs)
         hits.append(pointing_hits(maps, boxes, tolerance))
-        centre.append(_inside(np.full(len(boxes), crop_size / 2), np.full(len(boxes), crop_size / 2), boxes,
-                              crop_size, crop_size, tolerance))
+        centre.append(
+            _inside(
+                np.full(len(boxes), crop_size / 2),
+                np.full(len(boxes), crop_size / 2),
+                boxes,
+                crop_size,
+                crop_size,
+                tolerance,
+            )
+        )
     if not hits:
         raise ValueError("source yielded no image whose object is visible in the crop; nothing to score.")
     hits, centre = np.concatenate(hits), np.concatenate(centre)
-    return PointingGameResult(method=method, layer=method_kwargs.get("layer"), accuracy=float(hits.mean()),
-                              hits=int(hits.sum()), num_images=len(hits), center_accuracy=float(centre.mean()),
-                              tolerance=float(tolerance), class_source="label" if use_labels else "predicted")
+    return PointingGameResult(
+        method=method,
+        layer=method_kwargs.get("layer"),
+        accuracy=float(hits.mean()),
+        hits=int(hits.sum()),
+        num_images=len(hits),
+        center_accuracy=float(centre.mean()),
+        tolerance=float(tolerance),
+        class_source="label" if use_labels else "predicted",
+    )

@@ -30,7 +30,7 @@ Typical use::
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -64,8 +64,9 @@ def _identity(x):
     return x
 
 
-def descriptor_runner(model: keras.Model, preprocess: Callable | None = None,
-                      layer: str | None = None) -> forward.ModelRunner:
+def descriptor_runner(
+    model: keras.Model, preprocess: Callable | None = None, layer: str | None = None
+) -> forward.ModelRunner:
     """A masked dense forward pass that ends at `layer` (fc2) and pools it over space.
 
     Args:
@@ -96,8 +97,9 @@ def _l2_normalize(x: tf.Tensor) -> tf.Tensor:
     return tf.math.l2_normalize(x, axis=-1, epsilon=1e-12)
 
 
-def image_descriptors(runner: forward.ModelRunner, images, sizes=None, *, flip: bool = True,
-                      pad_multiple: int = 32) -> tf.Tensor:
+def image_descriptors(
+    runner: forward.ModelRunner, images, sizes=None, *, flip: bool = True, pad_multiple: int = 32
+) -> tf.Tensor:
     """Single-scale descriptors of a (padded) batch: pooled fc2, flip-averaged, L2-normalised.
 
     Args:
@@ -158,10 +160,18 @@ class DescriptorSet:
     aggregation: str
 
 
-def extract_descriptors(model: keras.Model | forward.ModelRunner, source: Source, *, scales: int | Sequence[int] = 256,
-                        aggregation: str = "average", flip: bool = True, batch_size: int = 16,
-                        preprocess: Callable | None = None, max_examples: int | None = None,
-                        layer: str | None = None) -> DescriptorSet:
+def extract_descriptors(
+    model: keras.Model | forward.ModelRunner,
+    source: Source,
+    *,
+    scales: int | Sequence[int] = 256,
+    aggregation: str = "average",
+    flip: bool = True,
+    batch_size: int = 16,
+    preprocess: Callable | None = None,
+    max_examples: int | None = None,
+    layer: str | None = None,
+) -> DescriptorSet:
     """The paper's descriptors for every image of a source (Appendix B).
 
     Each image is decoded once, rescaled to every Q, padded into `tf.data` batches and
@@ -187,12 +197,22 @@ def extract_descriptors(model: keras.Model | forward.ModelRunner, source: Source
     runner = model if isinstance(model, forward.ModelRunner) else descriptor_runner(model, preprocess, layer)
     scales = check_scales(scales, runner.base_size)
     check_choice("aggregation", aggregation, AGGREGATIONS)
-    batches = inputs.eval_batches(source, scales=scales, kinds=("dense",), crop_size=runner.base_size, grid=1,
-                                  flip=flip, batch_size=batch_size, max_examples=max_examples)
+    batches = inputs.eval_batches(
+        source,
+        scales=scales,
+        kinds=("dense",),
+        crop_size=runner.base_size,
+        grid=1,
+        flip=flip,
+        batch_size=batch_size,
+        max_examples=max_examples,
+    )
     descriptors, labels = [], []
     for batch in batches:
-        per_scale = [image_descriptors(runner, batch[inputs.view_key("dense", q)], batch[inputs.view_key("size", q)],
-                                       flip=flip) for q in scales]
+        per_scale = [
+            image_descriptors(runner, batch[inputs.view_key("dense", q)], batch[inputs.view_key("size", q)], flip=flip)
+            for q in scales
+        ]
         descriptors.append(combine_scales(per_scale, aggregation).numpy())
         labels.append(batch["label"].numpy().astype(np.int64))
     if not descriptors:
@@ -214,9 +234,19 @@ def _targets(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return labels.astype(np.float32)
 
 
-def train_linear_classifier(descriptors, labels, *, num_classes: int, loss: str = "hinge",
-                            l2: float = 1e-4, epochs: int = 100, batch_size: int = 256,
-                            learning_rate: float = 0.05, seed: int = 0, verbose=0) -> keras.Model:
+def train_linear_classifier(
+    descriptors,
+    labels,
+    *,
+    num_classes: int,
+    loss: str = "hinge",
+    l2: float = 1e-4,
+    epochs: int = 100,
+    batch_size: int = 256,
+    learning_rate: float = 0.05,
+    seed: int = 0,
+    verbose=0,
+) -> keras.Model:
     """Trains a linear classifier on descriptors (Keras, Adam).
 
     Args:
@@ -241,18 +271,25 @@ def train_linear_classifier(descriptors, labels, *, num_classes: int, loss: str 
     check_choice("loss", loss, LOSSES)
     descriptors, labels = np.asarray(descriptors, np.float32), np.asarray(labels)
     if descriptors.ndim != 2 or len(labels) != len(descriptors):
-        raise ValueError(f"descriptors must be [N, D] with one label row each; received shapes "
-                         f"{descriptors.shape} and {labels.shape}.")
+        raise ValueError(
+            f"descriptors must be [N, D] with one label row each; received shapes "
+            f"{descriptors.shape} and {labels.shape}."
+        )
     if loss == "softmax" and labels.ndim != 1:
         raise ValueError("loss='softmax' needs class indices; allowed for multi-hot labels: loss='hinge'.")
     targets = _targets(labels, num_classes)
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((descriptors.shape[1],)),
-                              keras.layers.Dense(num_classes, kernel_regularizer=keras.regularizers.L2(l2),
-                                                 name="linear")], name=f"linear_{loss}")
+    model = keras.Sequential(
+        [
+            keras.Input((descriptors.shape[1],)),
+            keras.layers.Dense(num_classes, kernel_regularizer=keras.regularizers.L2(l2), name="linear"),
+        ],
+        name=f"linear_{loss}",
+    )
     # SquaredHinge maps 0/1 targets to -1/+1: one binary SVM per class.
-    objective = keras.losses.SquaredHinge() if loss == "hinge" else keras.losses.CategoricalCrossentropy(
-        from_logits=True)
+    objective = (
+        keras.losses.SquaredHinge() if loss == "hinge" else keras.losses.CategoricalCrossentropy(from_logits=True)
+    )
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=objective)
     # One long epoch over a repeated dataset: Keras' per-epoch overhead dwarfs a linear step.
     batch_size = min(batch_size, len(descriptors))

@@ -40,7 +40,9 @@ class LocalResponseNormalization(keras.layers.Layer):
         if not isinstance(size, int) or size < 1 or size % 2 == 0:
             raise ValueError(f"LocalResponseNormalization size must be a positive odd integer; received size={size!r}.")
         if bias < 0 or beta < 0:
-            raise ValueError(f"LocalResponseNormalization bias and beta must be >= 0; received bias={bias}, beta={beta}.")
+            raise ValueError(
+                f"LocalResponseNormalization bias and beta must be >= 0; received bias={bias}, beta={beta}."
+            )
         data_format = data_format or keras.config.image_data_format()
         if data_format not in ("channels_last", "channels_first"):
             raise ValueError(
@@ -79,6 +81,12 @@ class LocalResponseNormalization(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"size": self.size, "bias": self.bias, "alpha": self.alpha, "beta": self.beta, "data_format": self.data_format}
+            {
+                "size": self.size,
+                "bias": self.bias,
+                "alpha": self.alpha,
+                "beta": self.beta,
+                "data_format": self.data_format,
+            }
         )
         return config

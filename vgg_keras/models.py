@@ -28,7 +28,8 @@ from __future__ import annotations
 import dataclasses
 import re
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import keras
 
@@ -237,8 +238,9 @@ def _dense_head(x, spec: ModelSpec):
     x = _dropout(x, spec, "fc1_dropout")
     x = keras.layers.Dense(spec.fc_units, activation="relu", kernel_initializer=init, name="fc2")(x)
     x = _dropout(x, spec, "fc2_dropout")
-    return _applied(x, classifier_layers(spec.classes, "dense", activation=spec.classifier_activation,
-                                         kernel_initializer=init))
+    return _applied(
+        x, classifier_layers(spec.classes, "dense", activation=spec.classifier_activation, kernel_initializer=init)
+    )
 
 
 def _conv_head(x, spec: ModelSpec):
@@ -253,8 +255,16 @@ def _conv_head(x, spec: ModelSpec):
         spec.fc_units, 1, activation="relu", kernel_initializer=init, data_format=data_format, name="fc2"
     )(x)
     x = _dropout(x, spec, "fc2_dropout")
-    return _applied(x, classifier_layers(spec.classes, "conv", activation=spec.classifier_activation,
-                                         kernel_initializer=init, data_format=data_format))
+    return _applied(
+        x,
+        classifier_layers(
+            spec.classes,
+            "conv",
+            activation=spec.classifier_activation,
+            kernel_initializer=init,
+            data_format=data_format,
+        ),
+    )
 
 
 def _applied(x, layers: Sequence[keras.layers.Layer]):
@@ -263,9 +273,15 @@ def _applied(x, layers: Sequence[keras.layers.Layer]):
     return x
 
 
-def classifier_layers(classes: int, kind: str = "dense", *, activation: Any = "softmax", dropout: float = 0.0,
-                      kernel_initializer: Any = "glorot_uniform",
-                      data_format: str | None = None) -> list[keras.layers.Layer]:
+def classifier_layers(
+    classes: int,
+    kind: str = "dense",
+    *,
+    activation: Any = "softmax",
+    dropout: float = 0.0,
+    kernel_initializer: Any = "glorot_uniform",
+    data_format: str | None = None,
+) -> list[keras.layers.Layer]:
     """New class-score layers, named as in every VGG (what fine-tuning puts on a pretrained body).
 
     Args:
@@ -286,16 +302,20 @@ def classifier_layers(classes: int, kind: str = "dense", *, activation: Any = "s
         ValueError: For an unknown `kind`.
     """
     check_choice("kind", kind, CLASSIFIERS)
-    dense = keras.layers.Dense(classes, activation=activation, kernel_initializer=kernel_initializer,
-                               name=PREDICTIONS_LAYER)
+    dense = keras.layers.Dense(
+        classes, activation=activation, kernel_initializer=kernel_initializer, name=PREDICTIONS_LAYER
+    )
     if kind == "pooled":
         pool = keras.layers.GlobalAveragePooling2D(data_format=data_format, name="avg_pool")
         return [pool] + ([keras.layers.Dropout(dropout, name="head_dropout")] if dropout else []) + [dense]
     if kind == "dense":
         return [dense]
-    layers = [keras.layers.Conv2D(classes, 1, kernel_initializer=kernel_initializer, data_format=data_format,
-                                  name=PREDICTIONS_LAYER),
-              keras.layers.GlobalAveragePooling2D(data_format=data_format, name="score_average")]
+    layers = [
+        keras.layers.Conv2D(
+            classes, 1, kernel_initializer=kernel_initializer, data_format=data_format, name=PREDICTIONS_LAYER
+        ),
+        keras.layers.GlobalAveragePooling2D(data_format=data_format, name="score_average"),
+    ]
     if activation is not None:
         layers.append(keras.layers.Activation(activation, name="predictions_activation"))
     return layers
@@ -350,10 +370,12 @@ def _normalisation_layer(spec: ModelSpec, channels: int | None):
     """The weights' normalisation as a layer: RGB, or adapted to `channels` inputs (vgg_keras.channels)."""
     mean = None if spec.preprocessing_mean is None else list(spec.preprocessing_mean)
     if channels not in (None, 3):
-        return channels_lib.ChannelPreprocessing(spec.preprocessing, channels, mean=mean,
-                                                 data_format=spec.data_format, name=PREPROCESSING_LAYER)
-    return preprocessing_lib.preprocessing_layer(spec.preprocessing, name=PREPROCESSING_LAYER, mean=mean,
-                                                 data_format=spec.data_format)
+        return channels_lib.ChannelPreprocessing(
+            spec.preprocessing, channels, mean=mean, data_format=spec.data_format, name=PREPROCESSING_LAYER
+        )
+    return preprocessing_lib.preprocessing_layer(
+        spec.preprocessing, name=PREPROCESSING_LAYER, mean=mean, data_format=spec.data_format
+    )
 
 
 def _preprocessing_fields(model: keras.Model) -> dict[str, Any]:
@@ -682,20 +704,35 @@ def _derived_top(model: keras.Model, fc1, data_format: str) -> dict[str, Any]:
     if isinstance(fc1, keras.layers.Conv2D):
         activation_layer = _layer_or_none(model, "predictions_activation")
         activation = keras.activations.serialize(activation_layer.activation) if activation_layer else None
-        return {"head": "conv", "base_size": fc1.kernel_size[0] * 32, "classifier_activation": activation,
-                "fc_units": fc1.filters, "classes": predictions.filters, "dropout": dropout}
+        return {
+            "head": "conv",
+            "base_size": fc1.kernel_size[0] * 32,
+            "classifier_activation": activation,
+            "fc_units": fc1.filters,
+            "classes": predictions.filters,
+            "dropout": dropout,
+        }
     height, width, _ = _split_shape(tuple(model.input_shape[1:]), data_format)
     if height != width:
         raise ValueError(f"A dense head needs a square input; model {model.name!r} takes {model.input_shape}.")
     activation = keras.activations.serialize(predictions.activation)
     activation = None if activation == "linear" else activation
-    return {"head": "dense", "base_size": int(height), "classifier_activation": activation,
-            "fc_units": fc1.units, "classes": predictions.units, "dropout": dropout}
+    return {
+        "head": "dense",
+        "base_size": int(height),
+        "classifier_activation": activation,
+        "fc_units": fc1.units,
+        "classes": predictions.units,
+        "dropout": dropout,
+    }
 
 
 def _derived_spec(model: keras.Model) -> ModelSpec:
-    """The spec of a model that does not carry one (saved before vgg_keras 0.1, or a plain
-    `keras.Model` around a VGG's layers), read once from its layer names and types."""
+    """The spec of a model that does not carry one, read once from its layer names and types.
+
+    Such a model was saved before vgg_keras 0.1, or is a plain `keras.Model` around a VGG's layers), read once from
+    its layer names and types.
+    """
     conv = _layer_or_none(model, "block1_conv1")
     if conv is None:
         raise ValueError(f"Needs a vgg_keras model (a layer 'block1_conv1'); model {model.name!r} has none.")
@@ -860,12 +897,20 @@ def _top_names(spec: ModelSpec, model: keras.Model) -> dict[str, Any]:
         # Without fc layers, a classifier can only be fine-tuning's pooled one: pooling, dropout, predictions.
         predictions = _layer_or_none(model, PREDICTIONS_LAYER)
         names = () if predictions is None else (PREDICTIONS_LAYER,)
-        return {"fc_layers": (), "predictions_layer": names[0] if names else None, "activation_layer": None,
-                "score_layers": names}
+        return {
+            "fc_layers": (),
+            "predictions_layer": names[0] if names else None,
+            "activation_layer": None,
+            "score_layers": names,
+        }
     activation = _SCORE_LAYERS[2] if spec.head == "conv" and spec.classifier_activation is not None else None
     after = (_SCORE_LAYERS[1],) + ((activation,) if activation else ()) if spec.head == "conv" else ()
-    return {"fc_layers": ("fc1", "fc2"), "predictions_layer": PREDICTIONS_LAYER, "activation_layer": activation,
-            "score_layers": (PREDICTIONS_LAYER,) + after}
+    return {
+        "fc_layers": ("fc1", "fc2"),
+        "predictions_layer": PREDICTIONS_LAYER,
+        "activation_layer": activation,
+        "score_layers": (PREDICTIONS_LAYER,) + after,
+    }
 
 
 def _classes(spec: ModelSpec, model: keras.Model, predictions: str | None) -> int | None:

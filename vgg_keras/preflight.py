@@ -152,8 +152,9 @@ def check_imagenet(split: str, data_dir: str | None = None, manual_dir: str | No
     wanted = split_names(split)
     unknown = [name for name in wanted if name not in IMAGENET_ARCHIVES]
     if unknown:
-        raise ValueError(f"split={split!r}: imagenet2012 has no split {unknown[0]!r}; "
-                         f"allowed: {', '.join(IMAGENET_ARCHIVES)}.")
+        raise ValueError(
+            f"split={split!r}: imagenet2012 has no split {unknown[0]!r}; allowed: {', '.join(IMAGENET_ARCHIVES)}."
+        )
     if _is_url(tfds_data_dir(data_dir)):
         return
     manual = imagenet_manual_dir(data_dir, manual_dir)
@@ -165,19 +166,21 @@ def check_imagenet(split: str, data_dir: str | None = None, manual_dir: str | No
             raise FileNotFoundError(
                 f"imagenet2012 in {folder} was prepared without its {missing[0]!r} split "
                 f"({IMAGENET_ARCHIVES[missing[0]]} was not in manual_dir then) and TFDS will not add it: "
-                f"delete {folder} and rerun with {_archive_list(missing[0])} in manual_dir ({manual}).")
+                f"delete {folder} and rerun with {_archive_list(missing[0])} in manual_dir ({manual})."
+            )
         return
-    needed = sorted({archive for name in wanted for archive in _PREPARE_NEEDS[name]},
-                    key=list(IMAGENET_ARCHIVES).index)
-    absent = [IMAGENET_ARCHIVES[name] for name in needed
-              if not os.path.isfile(os.path.join(manual, IMAGENET_ARCHIVES[name]))]
+    needed = sorted({archive for name in wanted for archive in _PREPARE_NEEDS[name]}, key=list(IMAGENET_ARCHIVES).index)
+    absent = [
+        IMAGENET_ARCHIVES[name] for name in needed if not os.path.isfile(os.path.join(manual, IMAGENET_ARCHIVES[name]))
+    ]
     if absent:
         where = manual if os.path.isdir(manual) else f"{manual}, which does not exist"
         raise FileNotFoundError(
             f"imagenet2012 is not prepared in {tfds_data_dir(data_dir)} and {' and '.join(absent)} "
             f"{'is' if len(absent) == 1 else 'are'} missing from manual_dir ({where}): download "
             f"{'it' if len(absent) == 1 else 'them'} from https://image-net.org/download-images into that folder, "
-            "or set manual_dir to where the archives are.")
+            "or set manual_dir to where the archives are."
+        )
 
 
 def _archive_list(split: str) -> str:
@@ -204,12 +207,14 @@ def check_source(name: str, split: str, data_dir: str | None = None, manual_dir:
     if not isinstance(name, str) or not name:
         raise ValueError(f"dataset name must be a non-empty string, got {name!r}.")
     if name.startswith("folder:"):
-        root = name[len("folder:"):]
+        root = name[len("folder:") :]
         if root and not _is_url(root) and not os.path.isdir(root):
-            raise FileNotFoundError(f"dataset {name!r}: no such folder {root!r} (expected <folder>/<class>/<image> "
-                                    f"or <folder>/{split}/<class>/<image>).")
+            raise FileNotFoundError(
+                f"dataset {name!r}: no such folder {root!r} (expected <folder>/<class>/<image> "
+                f"or <folder>/{split}/<class>/<image>)."
+            )
     elif name.startswith("tfrecord:"):
-        pattern = name[len("tfrecord:"):].replace("{split}", split)
+        pattern = name[len("tfrecord:") :].replace("{split}", split)
         if pattern and not _is_url(pattern) and not glob.glob(pattern):
             raise FileNotFoundError(f"dataset {name!r}: no file matches {pattern!r}.")
     elif name.split(":", 1)[0] == "imagenet2012":

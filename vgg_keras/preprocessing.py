@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -84,8 +85,10 @@ def _is_tf_tensor(x) -> bool:
 
 
 def _tensor_ops(x):
-    """(cast, flip, constant) for `x`: TensorFlow ops for tf tensors on other Keras backends
-    (inside tf.data), Keras ops otherwise."""
+    """(cast, flip, constant) for `x`.
+
+    TensorFlow ops for tf tensors on other Keras backends (inside tf.data), Keras ops otherwise.
+    """
     if _is_tf_tensor(x) and keras.backend.backend() != "tensorflow":
         import tensorflow as tf
 

@@ -7,7 +7,8 @@ value received and what is allowed.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ def first_few(items: Sequence[str], limit: int = _MAX_LISTED) -> str:
 
 
 def reject(name: str, value: Any, allowed: str, error: type[Exception] = ValueError) -> Exception:
-    """The error for a bad argument, in the one style: ``name=value; allowed: <allowed>.``
+    """The error for a bad argument, in the one style ``name=value; allowed: <allowed>.``.
 
     Args:
         name: The argument's name (``config.training.strategy`` for a config field).
@@ -76,8 +77,10 @@ def check_scales(scales: Any, minimum: int, name: str = "scales") -> tuple[int, 
         ValueError: Naming the argument, the value and the minimum.
     """
     values = (scales,) if isinstance(scales, (int, np.integer)) else tuple(scales)
-    if not values or len(set(values)) != len(values) or any(
-        isinstance(q, bool) or not isinstance(q, (int, np.integer)) or q < minimum for q in values
+    if (
+        not values
+        or len(set(values)) != len(values)
+        or any(isinstance(q, bool) or not isinstance(q, (int, np.integer)) or q < minimum for q in values)
     ):
         raise reject(name, scales, f"one or more distinct integers >= {minimum} (smallest image sides)")
     return tuple(int(q) for q in values)

@@ -19,11 +19,14 @@ from vgg_keras.validation import check_int
 
 # Krizhevsky et al. 2012 PCA lighting constants (PAPER.md), for pixels in [0, 1].
 PCA_EIGVAL = np.array([0.2175, 0.0188, 0.0045], np.float32)
-PCA_EIGVEC = np.array([
-    [-0.5675, 0.7192, 0.4009],
-    [-0.5808, -0.0045, -0.8140],
-    [-0.5836, -0.6948, 0.4203],
-], np.float32)  # columns are the eigenvectors
+PCA_EIGVEC = np.array(
+    [
+        [-0.5675, 0.7192, 0.4009],
+        [-0.5808, -0.0045, -0.8140],
+        [-0.5836, -0.6948, 0.4203],
+    ],
+    np.float32,
+)  # columns are the eigenvectors
 
 
 def _uniform(shape, minval, maxval, seed, dtype=tf.float32):
@@ -66,8 +69,10 @@ def sample_scale(s_min: int, s_max: int, seed=None) -> tf.Tensor:
 
 
 def crop_window(image_shape: tf.Tensor, scale, crop_size: int, seed=None) -> tf.Tensor:
-    """A random ``crop_size`` crop of the image rescaled to smallest side ``scale``,
-    expressed in the ORIGINAL image's pixel coordinates.
+    """A random crop window of the rescaled image, in the original image's coordinates.
+
+    The window is a random ``crop_size`` crop of the image rescaled to smallest side
+    ``scale``, expressed in the ORIGINAL image's pixel coordinates.
 
     Rescaling by ``f = scale / min(H, W)`` and cropping ``crop_size`` pixels equals
     cropping ``crop_size / f`` original pixels and resizing that window to ``crop_size``.
@@ -117,8 +122,7 @@ def random_flip(image: tf.Tensor, seed=None) -> tf.Tensor:
     return tf.image.stateless_random_flip_left_right(image, seed)
 
 
-def pca_color_shift(image: tf.Tensor, alpha_std: float = 0.1, seed=None,
-                    clip: bool = True) -> tf.Tensor:
+def pca_color_shift(image: tf.Tensor, alpha_std: float = 0.1, seed=None, clip: bool = True) -> tf.Tensor:
     """Krizhevsky's PCA colour augmentation for RGB images in [0, 255].
 
     Adds ``255 * eigvec @ (alpha * eigval)`` to every pixel, with

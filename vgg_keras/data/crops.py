@@ -80,8 +80,8 @@ def resize_smallest_side(image: tf.Tensor, size) -> tf.Tensor:
     shape = tf.shape(image)
     new_h, new_w = _scaled_size(shape[-3], shape[-2], size)
     resized = tf.image.resize(
-        tf.cast(image, tf.float32), tf.stack([new_h, new_w]), method=RESIZE_METHOD,
-        antialias=True)
+        tf.cast(image, tf.float32), tf.stack([new_h, new_w]), method=RESIZE_METHOD, antialias=True
+    )
     return resized
 
 
@@ -123,10 +123,13 @@ def resize_center_crop(images: tf.Tensor, size: int, crop_size: int) -> tf.Tenso
     shape = tf.shape(batch)[1:3]
     new_size = tf.stack(_scaled_size(shape[0], shape[1], size))
     window = tf.raw_ops.ScaleAndTranslate(
-        images=batch, size=tf.constant([crop_size, crop_size]),
+        images=batch,
+        size=tf.constant([crop_size, crop_size]),
         scale=tf.cast(new_size, tf.float32) / tf.cast(shape, tf.float32),
         translation=-tf.cast((new_size - crop_size) // 2, tf.float32),
-        kernel_type=_SCALE_AND_TRANSLATE_KERNELS[RESIZE_METHOD], antialias=True)
+        kernel_type=_SCALE_AND_TRANSLATE_KERNELS[RESIZE_METHOD],
+        antialias=True,
+    )
     window.set_shape([None, crop_size, crop_size, images.shape[-1]])
     return window if rank == 4 else window[0]
 
@@ -135,8 +138,8 @@ def _checked_shape(image: tf.Tensor, crop_size: int, op: str) -> tf.Tensor:
     """``tf.shape(image)``, failing at run time if the image is smaller than the crop."""
     shape = tf.shape(image)
     check = tf.debugging.assert_greater_equal(
-        tf.reduce_min(shape[:2]), crop_size,
-        message=f"{op}: image smaller than crop_size={crop_size}")
+        tf.reduce_min(shape[:2]), crop_size, message=f"{op}: image smaller than crop_size={crop_size}"
+    )
     with tf.control_dependencies([check]):
         return tf.identity(shape)
 
@@ -203,7 +206,8 @@ def multi_crop(image: tf.Tensor, crop_size: int, grid: int = 5, flips: bool = Tr
         lefts = grid_offsets(shape[1], crop_size, grid)
     crops = [
         tf.slice(image, tf.stack([tops[i], lefts[j], 0]), tf.stack([crop_size, crop_size, -1]))
-        for i in range(grid) for j in range(grid)
+        for i in range(grid)
+        for j in range(grid)
     ]
     crops = tf.stack(crops)
     if flips:

@@ -27,10 +27,10 @@ its shard of the source.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from absl import logging
 import tensorflow as tf
+from absl import logging
 
 from vgg_keras.data import augment, crops
 from vgg_keras.data.sources import Source, shard_dataset
@@ -62,16 +62,17 @@ def scale_range(scale, crop_size: int) -> tuple[int, int]:
         raise ValueError(f"scale={scale!r}; allowed: an int S or a pair (S_min, S_max).")
     augment.check_scale_range(*pair)
     if pair[0] < crop_size:
-        raise ValueError(f"scale={scale!r}; allowed: S >= crop_size ({crop_size}), since the crop "
-                         "is taken from the image rescaled to smallest side S.")
+        raise ValueError(
+            f"scale={scale!r}; allowed: S >= crop_size ({crop_size}), since the crop "
+            "is taken from the image rescaled to smallest side S."
+        )
     return int(pair[0]), int(pair[1])
 
 
 # --------------------------------------------------------------------------- ops
 
 
-def decode_and_random_crop(encoded: tf.Tensor, crop_size: int, scale, seed=None,
-                           dct_method: str = "") -> tf.Tensor:
+def decode_and_random_crop(encoded: tf.Tensor, crop_size: int, scale, seed=None, dct_method: str = "") -> tf.Tensor:
     """Decodes a random scale-S crop, touching only the crop window of a JPEG.
 
     Equivalent (up to resize interpolation) to: decode, rescale so the smallest side is S,
@@ -92,8 +93,9 @@ def decode_and_random_crop(encoded: tf.Tensor, crop_size: int, scale, seed=None,
     return decode_and_random_crop_window(encoded, crop_size, scale, seed, dct_method)[0]
 
 
-def decode_and_random_crop_window(encoded: tf.Tensor, crop_size: int, scale, seed=None,
-                                  dct_method: str = "") -> tuple[tf.Tensor, tf.Tensor]:
+def decode_and_random_crop_window(
+    encoded: tf.Tensor, crop_size: int, scale, seed=None, dct_method: str = ""
+) -> tuple[tf.Tensor, tf.Tensor]:
     """:func:`decode_and_random_crop`, also returning where the crop lies in the image.
 
     Args:
@@ -108,6 +110,7 @@ def decode_and_random_crop_window(encoded: tf.Tensor, crop_size: int, scale, see
       ``float32 [4]``, the crop's ``(top, left, height, width)`` as fractions of the
       image's height and width (e.g. to move boxes along with the pixels).
     """
+
     def window_for(shape):
         return augment.crop_window(shape, scale, crop_size, seed)
 
@@ -119,23 +122,22 @@ def decode_and_random_crop_window(encoded: tf.Tensor, crop_size: int, scale, see
         # pipelines' one skip policy), at the cost of decoding the rows below the window
         # (Huffman decoding at full width, IDCT only in the window's columns).
         to_bottom = tf.stack([window[0], window[1], shape[0] - window[0], window[3]])
-        pixels = tf.image.decode_and_crop_jpeg(encoded, to_bottom, channels=3,
-                                               dct_method=dct_method)
-        return pixels[:window[2]], window, shape
+        pixels = tf.image.decode_and_crop_jpeg(encoded, to_bottom, channels=3, dct_method=dct_method)
+        return pixels[: window[2]], window, shape
 
     def other():
         image = crops.decode_image(encoded)
         shape = tf.shape(image)
         window = window_for(shape)
-        return tf.slice(image, tf.stack([window[0], window[1], 0]),
-                        tf.stack([window[2], window[3], 3])), window, shape
+        return tf.slice(image, tf.stack([window[0], window[1], 0]), tf.stack([window[2], window[3], 3])), window, shape
 
     window_pixels, window, shape = tf.cond(tf.io.is_jpeg(encoded), jpeg, other)
     window_pixels = tf.cast(window_pixels, tf.float32)
 
     def resize(antialias):
-        return lambda: tf.image.resize(window_pixels, [crop_size, crop_size],
-                                       method=crops.RESIZE_METHOD, antialias=antialias)
+        return lambda: tf.image.resize(
+            window_pixels, [crop_size, crop_size], method=crops.RESIZE_METHOD, antialias=antialias
+        )
 
     # Antialiasing costs ~8x a plain bilinear resize; it only matters when shrinking by
     # more than 2x (with ImageNet-sized photos and S >= 256 the factor stays below 1.5).
@@ -172,8 +174,10 @@ def _sharded(source: Source, input_context) -> tf.data.Dataset:
     if source.shard is None:
         return shard_dataset(source.dataset, input_context)
     if source.shard != wanted:
-        raise ValueError(f"`source` holds shard {source.shard} but `input_context` asks for "
-                         f"{wanted}; build the source with the same input_context.")
+        raise ValueError(
+            f"`source` holds shard {source.shard} but `input_context` asks for "
+            f"{wanted}; build the source with the same input_context."
+        )
     return source.dataset
 
 
@@ -213,13 +217,24 @@ def _check_preprocess(preprocess) -> None:
 # --------------------------------------------------------------------- pipelines
 
 
-def train_dataset(source: Source, *, batch_size: int, crop_size: int = 224,
-                  scale: int | tuple[int, int] = 256, flip: bool = True,
-                  color_shift_std: float = 0.1, preprocess: Callable | None = None,
-                  shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER, seed: int | None = None,
-                  input_context=None, repeat: bool = True, drop_remainder: bool = True,
-                  augment_batches: bool = False, num_threads: int | None = None,
-                  dct_method: str = "") -> tf.data.Dataset:
+def train_dataset(
+    source: Source,
+    *,
+    batch_size: int,
+    crop_size: int = 224,
+    scale: int | tuple[int, int] = 256,
+    flip: bool = True,
+    color_shift_std: float = 0.1,
+    preprocess: Callable | None = None,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    seed: int | None = None,
+    input_context=None,
+    repeat: bool = True,
+    drop_remainder: bool = True,
+    augment_batches: bool = False,
+    num_threads: int | None = None,
+    dct_method: str = "",
+) -> tf.data.Dataset:
     """The paper's training pipeline: scale jitter, random crop, flip, PCA colour shift.
 
     Args:
@@ -282,35 +297,37 @@ def train_dataset(source: Source, *, batch_size: int, crop_size: int = 224,
     dataset = tf.data.Dataset.zip((dataset, _seeds(seed, 0, input_context)))
     dataset = dataset.map(example_fn, num_parallel_calls=_AUTOTUNE)
     dataset = dataset.ignore_errors(log_warning=True)
-    dataset = dataset.batch(per_replica_batch, drop_remainder=drop_remainder,
-                            num_parallel_calls=_AUTOTUNE)
+    dataset = dataset.batch(per_replica_batch, drop_remainder=drop_remainder, num_parallel_calls=_AUTOTUNE)
     if augment_batches:
         dataset = tf.data.Dataset.zip((dataset, _seeds(seed, 1, input_context)))
-        dataset = dataset.map(lambda batch, s: (flip_and_colour(batch[0], s), batch[1]),
-                              num_parallel_calls=_AUTOTUNE)
+        dataset = dataset.map(lambda batch, s: (flip_and_colour(batch[0], s), batch[1]), num_parallel_calls=_AUTOTUNE)
     if preprocess is not None:
-        dataset = dataset.map(lambda x, y: (_apply(preprocess, x), y),
-                              num_parallel_calls=_AUTOTUNE)
+        dataset = dataset.map(lambda x, y: (_apply(preprocess, x), y), num_parallel_calls=_AUTOTUNE)
     dataset = dataset.prefetch(_AUTOTUNE)
     return dataset.with_options(_options(seed is not None, num_threads))
 
 
-def _eval_examples(source: Source, image_fn: Callable, preprocess, input_context,
-                   num_threads) -> tf.data.Dataset:
+def _eval_examples(source: Source, image_fn: Callable, preprocess, input_context, num_threads) -> tf.data.Dataset:
     """Maps ``image_fn`` over the (sharded) source, skipping undecodable images."""
     _check_preprocess(preprocess)
 
     def example_fn(example):
-        return (_apply(preprocess, image_fn(example["image"])),
-                tf.cast(example["label"], tf.int32))
+        return (_apply(preprocess, image_fn(example["image"])), tf.cast(example["label"], tf.int32))
 
     dataset = _sharded(source, input_context).map(example_fn, num_parallel_calls=_AUTOTUNE)
     return dataset.ignore_errors(log_warning=True).with_options(_options(True, num_threads))
 
 
-def eval_dataset(source: Source, *, batch_size: int, scale: int = 256, crop_size: int = 224,
-                 preprocess: Callable | None = None, input_context=None,
-                 num_threads: int | None = None) -> tf.data.Dataset:
+def eval_dataset(
+    source: Source,
+    *,
+    batch_size: int,
+    scale: int = 256,
+    crop_size: int = 224,
+    preprocess: Callable | None = None,
+    input_context=None,
+    num_threads: int | None = None,
+) -> tf.data.Dataset:
     """Centre-crop evaluation: smallest side to Q, central ``crop_size`` crop, in order.
 
     Args:
@@ -334,18 +351,22 @@ def eval_dataset(source: Source, *, batch_size: int, scale: int = 256, crop_size
     scale_range(scale, crop_size)
     per_replica_batch = _replica_batch(batch_size, input_context)
     dataset = _eval_examples(
-        source, lambda encoded: crops.center_crop(decode_resize(encoded, scale), crop_size),
-        None, input_context, num_threads)
-    dataset = dataset.batch(per_replica_batch, num_parallel_calls=_AUTOTUNE,
-                            deterministic=True)
+        source,
+        lambda encoded: crops.center_crop(decode_resize(encoded, scale), crop_size),
+        None,
+        input_context,
+        num_threads,
+    )
+    dataset = dataset.batch(per_replica_batch, num_parallel_calls=_AUTOTUNE, deterministic=True)
     if preprocess is not None:
         _check_preprocess(preprocess)
         dataset = dataset.map(lambda x, y: (preprocess(x), y), num_parallel_calls=_AUTOTUNE)
     return dataset.prefetch(_AUTOTUNE)
 
 
-def dense_eval_examples(source: Source, *, scale: int, preprocess: Callable | None = None,
-                        input_context=None) -> tf.data.Dataset:
+def dense_eval_examples(
+    source: Source, *, scale: int, preprocess: Callable | None = None, input_context=None
+) -> tf.data.Dataset:
     """Whole images at test scale Q for dense (fully-convolutional) evaluation.
 
     Args:
@@ -362,15 +383,20 @@ def dense_eval_examples(source: Source, *, scale: int, preprocess: Callable | No
       ValueError / TypeError: for invalid arguments.
     """
     check_int("scale", scale)
-    dataset = _eval_examples(source, lambda encoded: decode_resize(encoded, scale),
-                             preprocess, input_context, None)
+    dataset = _eval_examples(source, lambda encoded: decode_resize(encoded, scale), preprocess, input_context, None)
     return dataset.prefetch(_AUTOTUNE)
 
 
-def multicrop_eval_examples(source: Source, *, scale: int, crop_size: int = 224,
-                            grid: int = 5, flips: bool = True,
-                            preprocess: Callable | None = None,
-                            input_context=None) -> tf.data.Dataset:
+def multicrop_eval_examples(
+    source: Source,
+    *,
+    scale: int,
+    crop_size: int = 224,
+    grid: int = 5,
+    flips: bool = True,
+    preprocess: Callable | None = None,
+    input_context=None,
+) -> tf.data.Dataset:
     """Multi-crop evaluation inputs: a ``grid x grid`` crop grid (+ flips) at scale Q.
 
     Args:
@@ -397,7 +423,10 @@ def multicrop_eval_examples(source: Source, *, scale: int, crop_size: int = 224,
     dataset = _eval_examples(
         source,
         lambda encoded: crops.multi_crop(decode_resize(encoded, scale), crop_size, grid, flips),
-        preprocess, input_context, None)
+        preprocess,
+        input_context,
+        None,
+    )
     return dataset.prefetch(_AUTOTUNE)
 
 
@@ -420,12 +449,20 @@ def find_undecodable(source: Source) -> list[int]:
     """
     if not isinstance(source, Source):
         raise TypeError(f"source={source!r} of type {type(source).__name__}; allowed: a vgg_keras.data.Source.")
-    decoded = source.dataset.enumerate().map(
-        lambda index, example: (index, tf.shape(crops.decode_image(example["image"]))),
-        num_parallel_calls=_AUTOTUNE).ignore_errors()
+    decoded = (
+        source.dataset.enumerate()
+        .map(
+            lambda index, example: (index, tf.shape(crops.decode_image(example["image"]))), num_parallel_calls=_AUTOTUNE
+        )
+        .ignore_errors()
+    )
     good = {int(index) for index, _ in decoded.as_numpy_iterator()}
     total = int(source.dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
     bad = sorted(set(range(total)) - good)
-    logging.warning("%d of %d images cannot be decoded; the pipelines skip them%s",
-                    len(bad), total, f" (indices {bad[:20]}...)" if bad else "")
+    logging.warning(
+        "%d of %d images cannot be decoded; the pipelines skip them%s",
+        len(bad),
+        total,
+        f" (indices {bad[:20]}...)" if bad else "",
+    )
     return bad

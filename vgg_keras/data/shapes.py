@@ -29,13 +29,23 @@ import io
 import math
 
 import numpy as np
+import tensorflow_datasets as tfds
 from etils import epath
 from PIL import Image, ImageDraw
-import tensorflow_datasets as tfds
 
 CLASS_NAMES = (
-    "circle", "square", "triangle", "star", "cross", "ring",
-    "hexagon", "ellipse", "arrow", "heart", "stripes", "checker",
+    "circle",
+    "square",
+    "triangle",
+    "star",
+    "cross",
+    "ring",
+    "hexagon",
+    "ellipse",
+    "arrow",
+    "heart",
+    "stripes",
+    "checker",
 )
 NOVEL_CLASS_NAMES = ("pentagon", "octagon", "diamond", "crescent", "trapezoid", "dots")
 _SEED = 20150410
@@ -46,6 +56,7 @@ _SUPERSAMPLE = 2  # masks are drawn at 2x and box-filtered down: anti-aliased ed
 @dataclasses.dataclass
 class VggShapesConfig(tfds.core.BuilderConfig):
     """Builder config: how many images per split, their size range, classes and seed."""
+
     num_train: int = 3000
     num_validation: int = 500
     min_size: int = 100
@@ -74,8 +85,9 @@ def _star(radius, angle, rng):
 def _cross(radius, angle, rng):
     a = radius * rng.uniform(0.28, 0.38)  # half arm width
     r = radius * 0.95
-    pts = np.array([[a, r], [a, a], [r, a], [r, -a], [a, -a], [a, -r],
-                    [-a, -r], [-a, -a], [-r, -a], [-r, a], [-a, a], [-a, r]])
+    pts = np.array(
+        [[a, r], [a, a], [r, a], [r, -a], [a, -a], [a, -r], [-a, -r], [-a, -a], [-r, -a], [-r, a], [-a, a], [-a, r]]
+    )
     return _rotate(pts, angle)
 
 
@@ -90,8 +102,9 @@ def _arrow(radius, angle, rng):
     shaft = radius * rng.uniform(0.18, 0.26)
     head = radius * rng.uniform(0.6, 0.8)
     neck = radius * rng.uniform(0.0, 0.25)
-    pts = np.array([[-radius, -shaft], [neck, -shaft], [neck, -head], [radius, 0.0],
-                    [neck, head], [neck, shaft], [-radius, shaft]])
+    pts = np.array(
+        [[-radius, -shaft], [neck, -shaft], [neck, -head], [radius, 0.0], [neck, head], [neck, shaft], [-radius, shaft]]
+    )
     return _rotate(pts, angle)
 
 
@@ -102,8 +115,9 @@ def _diamond(radius, angle, rng):
 
 def _trapezoid(radius, angle, rng):
     top, half_height = radius * rng.uniform(0.35, 0.55), radius * 0.6
-    return _rotate(np.array([[-radius, half_height], [radius, half_height], [top, -half_height],
-                             [-top, -half_height]]), angle)
+    return _rotate(
+        np.array([[-radius, half_height], [radius, half_height], [top, -half_height], [-top, -half_height]]), angle
+    )
 
 
 def _heart(radius, angle, rng):
@@ -127,8 +141,15 @@ def _outline(name: str, radius: float, rng: np.random.Generator) -> np.ndarray:
         return _regular_polygon(3, radius, angle)
     if name == "hexagon":
         return _regular_polygon(6, radius, angle)
-    builders = {"star": _star, "cross": _cross, "ellipse": _ellipse, "arrow": _arrow,
-                "heart": _heart, "diamond": _diamond, "trapezoid": _trapezoid}
+    builders = {
+        "star": _star,
+        "cross": _cross,
+        "ellipse": _ellipse,
+        "arrow": _arrow,
+        "heart": _heart,
+        "diamond": _diamond,
+        "trapezoid": _trapezoid,
+    }
     return builders[name](radius, angle, rng)
 
 
@@ -137,7 +158,7 @@ def _background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     c0, c1 = rng.uniform(0, 255, (2, 3))
     theta = rng.uniform(0, 2 * math.pi)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    t = (xx * math.cos(theta) + yy * math.sin(theta))
+    t = xx * math.cos(theta) + yy * math.sin(theta)
     t = (t - t.min()) / max(float(np.ptp(t)), 1.0)
     bg = c0 + (c1 - c0) * t[..., None]
     return bg + rng.normal(0, rng.uniform(2, 14), (h, w, 3))
@@ -190,9 +211,14 @@ def _mask(name, polygon, cx, cy, h, w, rng) -> np.ndarray:
     return np.asarray(small, np.float32)[..., None] / 255.0
 
 
-def generate_example(split: str, index: int, min_size: int = 100,
-                     max_size: int = 200, class_names: tuple = CLASS_NAMES,
-                     seed: int = _SEED) -> dict:
+def generate_example(
+    split: str,
+    index: int,
+    min_size: int = 100,
+    max_size: int = 200,
+    class_names: tuple = CLASS_NAMES,
+    seed: int = _SEED,
+) -> dict:
     """Draws image ``index`` of ``split``: a pure function of its arguments.
 
     Args:
@@ -216,8 +242,9 @@ def generate_example(split: str, index: int, min_size: int = 100,
         raise ValueError(f"Need 8 <= `min_size` <= `max_size`, got {min_size}, {max_size}.")
     unknown = [name for name in class_names if name not in CLASS_NAMES + NOVEL_CLASS_NAMES]
     if unknown or not class_names:
-        raise ValueError(f"`class_names` has unknown classes {unknown}; allowed: names from "
-                         f"{CLASS_NAMES + NOVEL_CLASS_NAMES}.")
+        raise ValueError(
+            f"`class_names` has unknown classes {unknown}; allowed: names from {CLASS_NAMES + NOVEL_CLASS_NAMES}."
+        )
     rng = np.random.default_rng([seed, _SPLIT_IDS[split], index])
     label = index % len(class_names)
     name = class_names[label]
@@ -235,10 +262,13 @@ def generate_example(split: str, index: int, min_size: int = 100,
     image = np.clip(bg * (1 - alpha) + fg * alpha, 0, 255).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="JPEG", quality=int(rng.integers(75, 96)))
-    bbox = (np.clip((cy + lo[1]) / h, 0, 1), np.clip((cx + lo[0]) / w, 0, 1),
-            np.clip((cy + hi[1]) / h, 0, 1), np.clip((cx + hi[0]) / w, 0, 1))
-    return {"image": buffer.getvalue(), "label": label,
-            "bbox": tuple(float(v) for v in bbox), "shape": (h, w)}
+    bbox = (
+        np.clip((cy + lo[1]) / h, 0, 1),
+        np.clip((cx + lo[0]) / w, 0, 1),
+        np.clip((cy + hi[1]) / h, 0, 1),
+        np.clip((cx + hi[0]) / w, 0, 1),
+    )
+    return {"image": buffer.getvalue(), "label": label, "bbox": tuple(float(v) for v in bbox), "shape": (h, w)}
 
 
 class VggShapes(tfds.core.GeneratorBasedBuilder):
@@ -256,21 +286,30 @@ class VggShapes(tfds.core.GeneratorBasedBuilder):
     RELEASE_NOTES = {"1.0.0": "Initial release: 12 classes, bounding boxes; config novel: 6 other classes."}
     BUILDER_CONFIGS = [
         VggShapesConfig(name="default", description="3000 train / 500 validation images."),
-        VggShapesConfig(name="tiny", description="48 train / 24 validation images (tests).",
-                        num_train=48, num_validation=24),
-        VggShapesConfig(name="novel", description="6 classes not in default, 10 train / 50 validation "
-                        "images per class (fine-tuning demonstration).", num_train=60, num_validation=300,
-                        class_names=NOVEL_CLASS_NAMES, seed=_SEED + 1),
+        VggShapesConfig(
+            name="tiny", description="48 train / 24 validation images (tests).", num_train=48, num_validation=24
+        ),
+        VggShapesConfig(
+            name="novel",
+            description="6 classes not in default, 10 train / 50 validation "
+            "images per class (fine-tuning demonstration).",
+            num_train=60,
+            num_validation=300,
+            class_names=NOVEL_CLASS_NAMES,
+            seed=_SEED + 1,
+        ),
     ]
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
             description=__doc__.split("\n\n")[1],
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
-                "label": tfds.features.ClassLabel(names=list(self.builder_config.class_names)),
-                "bbox": tfds.features.BBoxFeature(),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
+                    "label": tfds.features.ClassLabel(names=list(self.builder_config.class_names)),
+                    "bbox": tfds.features.BBoxFeature(),
+                }
+            ),
             supervised_keys=("image", "label"),
         )
 
@@ -285,7 +324,8 @@ class VggShapes(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, split: str, num_examples: int):
         config = self.builder_config
         for index in range(num_examples):
-            example = generate_example(split, index, config.min_size, config.max_size,
-                                       config.class_names, config.seed)
-            yield index, {"image": example["image"], "label": example["label"],
-                          "bbox": tfds.features.BBox(*example["bbox"])}
+            example = generate_example(split, index, config.min_size, config.max_size, config.class_names, config.seed)
+            yield (
+                index,
+                {"image": example["image"], "label": example["label"], "bbox": tfds.features.BBox(*example["bbox"])},
+            )

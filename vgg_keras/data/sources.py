@@ -39,6 +39,7 @@ class Source:
       num_examples: examples in the split before sharding, or ``None`` when unknown.
       shard: ``(num_shards, index)`` when ``dataset`` already holds one worker's shard.
     """
+
     dataset: tf.data.Dataset
     num_classes: int
     class_names: tuple[str, ...]
@@ -73,8 +74,7 @@ def _check_classes(num_classes, class_names) -> tuple[str, ...]:
         return tuple(f"class_{i}" for i in range(num_classes))
     class_names = tuple(str(n) for n in class_names)
     if len(class_names) != num_classes:
-        raise ValueError(
-            f"`class_names` has {len(class_names)} names but `num_classes` is {num_classes}.")
+        raise ValueError(f"`class_names` has {len(class_names)} names but `num_classes` is {num_classes}.")
     return class_names
 
 
@@ -105,9 +105,17 @@ def _builder(name: str, data_dir: str | None):
         raise ValueError(f"TFDS has no dataset {name!r}; {hint}") from None
 
 
-def tfds_source(name: str, split: str, *, data_dir: str | None = None,
-                manual_dir: str | None = None, download: bool = True, input_context=None,
-                shuffle_files: bool = False, seed: int | None = None) -> Source:
+def tfds_source(
+    name: str,
+    split: str,
+    *,
+    data_dir: str | None = None,
+    manual_dir: str | None = None,
+    download: bool = True,
+    input_context=None,
+    shuffle_files: bool = False,
+    seed: int | None = None,
+) -> Source:
     """Any TFDS image-classification dataset, images left encoded.
 
     Args:
@@ -143,21 +151,26 @@ def tfds_source(name: str, split: str, *, data_dir: str | None = None,
     info = builder.info
     image_key, label_key = info.supervised_keys or ("image", "label")
     features = info.features
-    if image_key not in features or label_key not in features or not isinstance(
-            features[image_key], tfds.features.Image):
-        raise ValueError(f"TFDS dataset {name!r} has no image/label features to classify "
-                         f"(features: {list(features.keys())}).")
+    if (
+        image_key not in features
+        or label_key not in features
+        or not isinstance(features[image_key], tfds.features.Image)
+    ):
+        raise ValueError(
+            f"TFDS dataset {name!r} has no image/label features to classify (features: {list(features.keys())})."
+        )
     shard = _shard_of(input_context)
     file_sharded = shard is not None and _tfds_num_files(builder, split) >= shard[0]
-    read_config = tfds.ReadConfig(
-        shuffle_seed=seed, input_context=input_context if file_sharded else None)
+    read_config = tfds.ReadConfig(shuffle_seed=seed, input_context=input_context if file_sharded else None)
     dataset = builder.as_dataset(
-        split=split, shuffle_files=shuffle_files, read_config=read_config,
-        decoders={image_key: tfds.decode.SkipDecoding()})
+        split=split,
+        shuffle_files=shuffle_files,
+        read_config=read_config,
+        decoders={image_key: tfds.decode.SkipDecoding()},
+    )
     if shard is not None and not file_sharded:
         dataset = dataset.shard(*shard)
-    has_bbox = "bbox" in features.keys() and isinstance(features["bbox"],
-                                                        tfds.features.BBoxFeature)
+    has_bbox = "bbox" in features.keys() and isinstance(features["bbox"], tfds.features.BBoxFeature)
 
     def to_example(example):
         out = {"image": example[image_key], "label": tf.cast(example[label_key], tf.int64)}
@@ -167,14 +180,23 @@ def tfds_source(name: str, split: str, *, data_dir: str | None = None,
 
     label_feature = features[label_key]
     class_names = tuple(label_feature.names)
-    return Source(dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE),
-                  num_classes=label_feature.num_classes, class_names=class_names,
-                  num_examples=_split_size(info, split), shard=shard)
+    return Source(
+        dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE),
+        num_classes=label_feature.num_classes,
+        class_names=class_names,
+        num_examples=_split_size(info, split),
+        shard=shard,
+    )
 
 
-def multilabel_tfds_source(name: str = "voc/2007", split: str = "train", *,
-                           label_key: str = "labels", data_dir: str | None = None,
-                           download: bool = True) -> Source:
+def multilabel_tfds_source(
+    name: str = "voc/2007",
+    split: str = "train",
+    *,
+    label_key: str = "labels",
+    data_dir: str | None = None,
+    download: bool = True,
+) -> Source:
     """A multi-label TFDS dataset (e.g. PASCAL VOC) with multi-hot labels, images left encoded.
 
     Args:
@@ -195,12 +217,11 @@ def multilabel_tfds_source(name: str = "voc/2007", split: str = "train", *,
     builder = _builder(name, data_dir)
     features = builder.info.features
     labels = features[label_key] if label_key in features else None
-    if not (isinstance(labels, tfds.features.Sequence)
-            and isinstance(labels.feature, tfds.features.ClassLabel)):
-        candidates = [key for key, value in features.items()
-                      if isinstance(value, tfds.features.Sequence)]
-        raise ValueError(f"label_key={label_key!r} is not a sequence of class labels of "
-                         f"{name!r}; allowed: {candidates}.")
+    if not (isinstance(labels, tfds.features.Sequence) and isinstance(labels.feature, tfds.features.ClassLabel)):
+        candidates = [key for key, value in features.items() if isinstance(value, tfds.features.Sequence)]
+        raise ValueError(
+            f"label_key={label_key!r} is not a sequence of class labels of {name!r}; allowed: {candidates}."
+        )
     if download:
         builder.download_and_prepare()
     num_classes = labels.feature.num_classes
@@ -210,13 +231,23 @@ def multilabel_tfds_source(name: str = "voc/2007", split: str = "train", *,
         return {"image": example["image"], "label": tf.minimum(hot, 1)}
 
     dataset = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
-    return Source(dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE), num_classes,
-                  tuple(labels.feature.names), _split_size(builder.info, split))
+    return Source(
+        dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE),
+        num_classes,
+        tuple(labels.feature.names),
+        _split_size(builder.info, split),
+    )
 
 
-def builtin_source(split: str, *, data_dir: str | None = None, input_context=None,
-                   config: str = "default", shuffle_files: bool = False,
-                   seed: int | None = None) -> Source:
+def builtin_source(
+    split: str,
+    *,
+    data_dir: str | None = None,
+    input_context=None,
+    config: str = "default",
+    shuffle_files: bool = False,
+    seed: int | None = None,
+) -> Source:
     """The built-in ``vgg_shapes`` dataset, generated on first use (seconds, no download).
 
     Args:
@@ -233,18 +264,24 @@ def builtin_source(split: str, *, data_dir: str | None = None, input_context=Non
       A :class:`Source` with bounding boxes (12 classes; 6 for ``"novel"``).
     """
     from vgg_keras.data import shapes  # pylint: disable=import-outside-toplevel
+
     names = [c.name for c in shapes.VggShapes.BUILDER_CONFIGS]
     if config not in names:
         raise ValueError(f"config={config!r}; allowed: {', '.join(repr(n) for n in names)}.")
-    return tfds_source(f"vgg_shapes/{config}", split, data_dir=data_dir,
-                       input_context=input_context, shuffle_files=shuffle_files, seed=seed)
+    return tfds_source(
+        f"vgg_shapes/{config}",
+        split,
+        data_dir=data_dir,
+        input_context=input_context,
+        shuffle_files=shuffle_files,
+        seed=seed,
+    )
 
 
 # ------------------------------------------------------------------------- folders
 
 
-def list_image_folder(root: str, extensions=IMAGE_EXTENSIONS
-                      ) -> tuple[list[str], list[int], tuple[str, ...]]:
+def list_image_folder(root: str, extensions=IMAGE_EXTENSIONS) -> tuple[list[str], list[int], tuple[str, ...]]:
     """Lists ``root/<class>/<image>`` files in a stable (sorted) order.
 
     Args:
@@ -261,18 +298,15 @@ def list_image_folder(root: str, extensions=IMAGE_EXTENSIONS
     if not tf.io.gfile.isdir(root):
         raise ValueError(f"root={root!r}; allowed: a directory of class sub-folders.")
     extensions = tuple(e.lower() for e in extensions)
-    class_names = sorted(d.rstrip("/") for d in tf.io.gfile.listdir(root)
-                         if tf.io.gfile.isdir(os.path.join(root, d)))
+    class_names = sorted(d.rstrip("/") for d in tf.io.gfile.listdir(root) if tf.io.gfile.isdir(os.path.join(root, d)))
     paths, labels = [], []
     for label, class_name in enumerate(class_names):
         folder = os.path.join(root, class_name)
-        files = sorted(f for f in tf.io.gfile.listdir(folder)
-                       if f.lower().endswith(extensions))
+        files = sorted(f for f in tf.io.gfile.listdir(folder) if f.lower().endswith(extensions))
         paths.extend(os.path.join(folder, f) for f in files)
         labels.extend([label] * len(files))
     if not paths:
-        raise ValueError(f"`root` {root!r} has no class sub-folders with files ending in "
-                         f"{extensions}.")
+        raise ValueError(f"`root` {root!r} has no class sub-folders with files ending in {extensions}.")
     return paths, labels, tuple(class_names)
 
 
@@ -310,12 +344,19 @@ def files_source(paths, labels, class_names, *, input_context=None) -> Source:
       A :class:`Source` (no bounding boxes).
     """
     dataset = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(list(paths), tf.string), tf.constant(list(labels), tf.int64)))
+        (tf.constant(list(paths), tf.string), tf.constant(list(labels), tf.int64))
+    )
     dataset = shard_dataset(dataset, input_context)
-    dataset = dataset.map(lambda path, label: {"image": tf.io.read_file(path), "label": label},
-                          num_parallel_calls=tf.data.AUTOTUNE)
-    return Source(dataset, num_classes=len(class_names), class_names=tuple(class_names),
-                  num_examples=len(paths), shard=_shard_of(input_context))
+    dataset = dataset.map(
+        lambda path, label: {"image": tf.io.read_file(path), "label": label}, num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return Source(
+        dataset,
+        num_classes=len(class_names),
+        class_names=tuple(class_names),
+        num_examples=len(paths),
+        shard=_shard_of(input_context),
+    )
 
 
 # ----------------------------------------------------------------------- TFRecords
@@ -326,8 +367,15 @@ _TFRECORD_FEATURES = {
 }
 
 
-def tfrecord_source(pattern: str, *, num_classes: int, class_names=None, input_context=None,
-                    label_offset: int = 0, num_examples: int | None = None) -> Source:
+def tfrecord_source(
+    pattern: str,
+    *,
+    num_classes: int,
+    class_names=None,
+    input_context=None,
+    label_offset: int = 0,
+    num_examples: int | None = None,
+) -> Source:
     """ImageNet-style TFRecord shards (``image/encoded``, ``image/class/label``).
 
     Args:
@@ -364,26 +412,33 @@ def tfrecord_source(pattern: str, *, num_classes: int, class_names=None, input_c
     if file_sharded:
         dataset = dataset.shard(*shard)
     dataset = dataset.interleave(
-        tf.data.TFRecordDataset, cycle_length=min(len(files), 16),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 16),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
     if shard is not None and not file_sharded:
         dataset = dataset.shard(*shard)
 
     def parse(record):
         parsed = tf.io.parse_single_example(record, _TFRECORD_FEATURES)
-        return {"image": parsed["image/encoded"],
-                "label": parsed["image/class/label"] - label_offset}
+        return {"image": parsed["image/encoded"], "label": parsed["image/class/label"] - label_offset}
 
-    return Source(dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE),
-                  num_classes=num_classes, class_names=class_names,
-                  num_examples=num_examples, shard=shard)
+    return Source(
+        dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE),
+        num_classes=num_classes,
+        class_names=class_names,
+        num_examples=num_examples,
+        shard=shard,
+    )
 
 
 # -------------------------------------------------------------------------- by name
 
 
-def get_source(name: str, split: str, *, data_dir: str | None = None, manual_dir: str | None = None,
-               **kwargs) -> Source:
+def get_source(
+    name: str, split: str, *, data_dir: str | None = None, manual_dir: str | None = None, **kwargs
+) -> Source:
     """Resolves a source by name, the form recipes take on the command line.
 
     Args:
@@ -411,12 +466,12 @@ def get_source(name: str, split: str, *, data_dir: str | None = None, manual_dir
             kwargs.setdefault("config", name.split("/", 1)[1])
         return builtin_source(split, data_dir=data_dir or None, **kwargs)
     for prefix in ("folder:", "tfrecord:"):
-        if name.startswith(prefix) and not name[len(prefix):]:
+        if name.startswith(prefix) and not name[len(prefix) :]:
             raise ValueError(f"`name` {name!r} needs a path after {prefix!r}.")
     if name.startswith("folder:"):
-        root = name[len("folder:"):]
+        root = name[len("folder:") :]
         split_root = os.path.join(root, split)
         return folder_source(split_root if tf.io.gfile.isdir(split_root) else root, **kwargs)
     if name.startswith("tfrecord:"):
-        return tfrecord_source(name[len("tfrecord:"):].replace("{split}", split), **kwargs)
+        return tfrecord_source(name[len("tfrecord:") :].replace("{split}", split), **kwargs)
     return tfds_source(name, split, data_dir=data_dir or None, manual_dir=manual_dir or None, **kwargs)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
-from PIL import Image
 import tensorflow as tf
+from PIL import Image
 
 
 def smooth_image(height: int, width: int, seed: int = 0, cycles: float = 2.5) -> np.ndarray:
@@ -42,8 +42,7 @@ def smooth_image(height: int, width: int, seed: int = 0, cycles: float = 2.5) ->
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def encode(image: np.ndarray, fmt: str = "JPEG", mode: str | None = None,
-           quality: int = 90) -> bytes:
+def encode(image: np.ndarray, fmt: str = "JPEG", mode: str | None = None, quality: int = 90) -> bytes:
     """Encodes an ``[H, W, 3]`` uint8 array with PIL.
 
     Args:
@@ -64,9 +63,14 @@ def encode(image: np.ndarray, fmt: str = "JPEG", mode: str | None = None,
     return buffer.getvalue()
 
 
-def write_image_folder(root: str, num_classes: int = 3, per_class: int = 4,
-                       size: tuple[int, int] = (48, 64), fmt: str = "JPEG",
-                       seed: int = 0) -> list[str]:
+def write_image_folder(
+    root: str,
+    num_classes: int = 3,
+    per_class: int = 4,
+    size: tuple[int, int] = (48, 64),
+    fmt: str = "JPEG",
+    seed: int = 0,
+) -> list[str]:
     """Writes ``root/class_<k>/img_<i>.<ext>`` with distinct smooth images.
 
     Args:
@@ -100,8 +104,14 @@ def _add_to_tar(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
     tar.addfile(info, io.BytesIO(payload))
 
 
-def write_imagenet_archives(manual_dir: str, num_validation: int = 6, per_class: int = 3,
-                            size: tuple[int, int] = (48, 64), train: bool = True, seed: int = 0) -> list[str]:
+def write_imagenet_archives(
+    manual_dir: str,
+    num_validation: int = 6,
+    per_class: int = 3,
+    size: tuple[int, int] = (48, 64),
+    train: bool = True,
+    seed: int = 0,
+) -> list[str]:
     """Writes a tiny ImageNet in the real archives' layout, for TFDS' ``imagenet2012`` builder.
 
     ``ILSVRC2012_img_val.tar`` holds ``ILSVRC2012_val_00000001.JPEG`` ...; TFDS labels them
@@ -150,10 +160,10 @@ def run_eager_and_in_dataset(fn: Callable, *inputs) -> tuple:
     that only work on eager tensors or known shapes.
     """
     eager = tf.nest.map_structure(lambda t: np.asarray(t), fn(*inputs))
+
     def unknown_shape(x):
         return tf.compat.v1.placeholder_with_default(x, shape=[None] * x.shape.rank)
 
-    dataset = tf.data.Dataset.from_tensors(tuple(inputs)).map(
-        lambda *xs: fn(*[unknown_shape(x) for x in xs]))
+    dataset = tf.data.Dataset.from_tensors(tuple(inputs)).map(lambda *xs: fn(*[unknown_shape(x) for x in xs]))
     in_dataset = tf.nest.map_structure(lambda t: np.asarray(t), next(iter(dataset)))
     return eager, in_dataset

@@ -30,18 +30,28 @@ def _int64_feature(value: int) -> tf.train.Feature:
 
 def make_example(encoded: bytes, label: int, class_name: str, filename: str) -> bytes:
     """Serialises one image record (the feature layout in this module's docstring)."""
-    features = tf.train.Features(feature={
-        "image/encoded": _bytes_feature(encoded),
-        "image/class/label": _int64_feature(label),
-        "image/class/text": _bytes_feature(class_name.encode()),
-        "image/filename": _bytes_feature(filename.encode()),
-    })
+    features = tf.train.Features(
+        feature={
+            "image/encoded": _bytes_feature(encoded),
+            "image/class/label": _int64_feature(label),
+            "image/class/text": _bytes_feature(class_name.encode()),
+            "image/filename": _bytes_feature(filename.encode()),
+        }
+    )
     return tf.train.Example(features=features).SerializeToString()
 
 
-def write_tfrecords(folder: str, output_dir: str, *, num_shards: int = 8, prefix: str = "train",
-                    extensions=IMAGE_EXTENSIONS, shuffle: bool = True, seed: int = 0,
-                    label_offset: int = 0) -> list[str]:
+def write_tfrecords(
+    folder: str,
+    output_dir: str,
+    *,
+    num_shards: int = 8,
+    prefix: str = "train",
+    extensions=IMAGE_EXTENSIONS,
+    shuffle: bool = True,
+    seed: int = 0,
+    label_offset: int = 0,
+) -> list[str]:
     """Writes ``folder/<class>/<image>`` into ``num_shards`` TFRecord files.
 
     Files are shuffled (deterministically with ``seed``) before sharding so every shard
@@ -73,16 +83,17 @@ def write_tfrecords(folder: str, output_dir: str, *, num_shards: int = 8, prefix
     if shuffle:
         np.random.default_rng(seed).shuffle(order)
     tf.io.gfile.makedirs(output_dir)
-    shard_paths = [os.path.join(output_dir, f"{prefix}-{i:05d}-of-{num_shards:05d}")
-                   for i in range(num_shards)]
+    shard_paths = [os.path.join(output_dir, f"{prefix}-{i:05d}-of-{num_shards:05d}") for i in range(num_shards)]
     for shard_index, shard_path in enumerate(shard_paths):
         with tf.io.TFRecordWriter(shard_path) as writer:
             for i in order[shard_index::num_shards]:
                 with tf.io.gfile.GFile(paths[i], "rb") as f:
                     encoded = f.read()
-                writer.write(make_example(
-                    encoded, labels[i] + label_offset, class_names[labels[i]],
-                    os.path.relpath(paths[i], folder)))
+                writer.write(
+                    make_example(
+                        encoded, labels[i] + label_offset, class_names[labels[i]], os.path.relpath(paths[i], folder)
+                    )
+                )
     with tf.io.gfile.GFile(os.path.join(output_dir, "labels.txt"), "w") as f:
         f.write("".join(f"{name}\n" for name in class_names))
     return shard_paths

@@ -23,7 +23,7 @@ the normalised space, exactly like a conv's own "same" padding on a single image
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 
@@ -82,6 +82,7 @@ def eval_batches(
 
 def sample_images(source, scale: int, count: int) -> list:
     """The first `count` images of the source at test scale Q, as uint8 arrays (for pictures)."""
+
     def picture(example):
         resized = crops_lib.resize_smallest_side(_decoded(example["image"]), scale)
         return tf.saturate_cast(tf.round(resized), tf.uint8)

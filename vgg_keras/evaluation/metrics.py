@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -109,13 +109,15 @@ def confusion_summary(top5, labels, class_names: Sequence[str]) -> list[dict]:
         count = int(row.sum())
         row[cls] = 0
         wrong = int(row.argmax())
-        summary.append({
-            "class": int(cls),
-            "name": str(class_names[cls]),
-            "num_images": count,
-            "top1_error": float(1.0 - matrix[cls, cls] / count),
-            "top5_error": float(1.0 - hits5[labels == cls].mean()),
-            "most_confused_with": str(class_names[wrong]) if row[wrong] else None,
-            "confused_count": int(row[wrong]),
-        })
+        summary.append(
+            {
+                "class": int(cls),
+                "name": str(class_names[cls]),
+                "num_images": count,
+                "top1_error": float(1.0 - matrix[cls, cls] / count),
+                "top5_error": float(1.0 - hits5[labels == cls].mean()),
+                "most_confused_with": str(class_names[wrong]) if row[wrong] else None,
+                "confused_count": int(row[wrong]),
+            }
+        )
     return sorted(summary, key=lambda item: (-item["top1_error"], item["class"]))

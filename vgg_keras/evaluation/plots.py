@@ -7,7 +7,7 @@ never changes the backend of the caller's notebook or needs a display.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -53,13 +53,19 @@ def crop_grid_figure(image: np.ndarray, crop_size: int, grid: int, path: str) ->
     tiles = figure.add_gridspec(grid, grid, left=0.52, right=0.98, wspace=0.05, hspace=0.05)
     for index, (top, left) in enumerate(boxes):
         axis = figure.add_subplot(tiles[index // grid, index % grid])
-        axis.imshow(image[top:top + crop_size, left:left + crop_size])
+        axis.imshow(image[top : top + crop_size, left : left + crop_size])
         axis.axis("off")
     return save_figure(figure, path)
 
 
-def predictions_figure(images: Sequence[np.ndarray], top_classes: np.ndarray, top_scores: np.ndarray,
-                       labels: np.ndarray, class_names: Sequence[str], path: str) -> str:
+def predictions_figure(
+    images: Sequence[np.ndarray],
+    top_classes: np.ndarray,
+    top_scores: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    path: str,
+) -> str:
     """Saves a PNG: each image above a bar chart of its top-5 posteriors (true class green).
 
     Args:
@@ -114,8 +120,15 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], path: str, 
         for (true, predicted), value in np.ndenumerate(matrix):
             if value:
                 dark = matrix[true, predicted] / rows[true, 0] > 0.5
-                axes.text(predicted, true, str(value), ha="center", va="center", fontsize=7,
-                          color="white" if dark else "black")
+                axes.text(
+                    predicted,
+                    true,
+                    str(value),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if dark else "black",
+                )
         axes.set_xticks(range(count), class_names, rotation=90, fontsize=8)
         axes.set_yticks(range(count), class_names, fontsize=8)
     axes.set_xlabel("predicted")

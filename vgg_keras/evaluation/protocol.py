@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -165,8 +165,9 @@ def dense_posteriors(
         return _dense_pass(runner, images, None, flip)
     sizes = np.asarray(sizes, np.int32)
     if sizes.shape != (images.shape[0], 2):
-        raise ValueError(f"sizes has shape {sizes.shape}; allowed: [{images.shape[0]}, 2] (one (height, width) "
-                         "per image).")
+        raise ValueError(
+            f"sizes has shape {sizes.shape}; allowed: [{images.shape[0]}, 2] (one (height, width) per image)."
+        )
     groups = dense_groups(sizes, pad_multiple)
     parts = []
     for group in groups:
@@ -195,7 +196,9 @@ def crop_posteriors(runner: ModelRunner, crops, *, forward_batch_size: int = 256
     shape = tf.shape(crops)
     flat = tf.reshape(crops, tf.concat([[-1], shape[2:]], 0))
     total = int(tf.shape(flat)[0])
-    parts = [runner.posteriors(flat[start:start + forward_batch_size]) for start in range(0, total, forward_batch_size)]
+    parts = [
+        runner.posteriors(flat[start : start + forward_batch_size]) for start in range(0, total, forward_batch_size)
+    ]
     posteriors = tf.concat(parts, 0)
     return tf.reduce_mean(tf.reshape(posteriors, [shape[0], shape[1], -1]), axis=1)
 
@@ -217,8 +220,16 @@ def center_posteriors(runner: ModelRunner, crops, *, flip: bool = True, forward_
     return crop_posteriors(runner, stack, forward_batch_size=forward_batch_size)
 
 
-def batch_posteriors(runner: ModelRunner, batch: dict, methods: Sequence[str], scales: Sequence[int], *,
-                     flip: bool, forward_batch_size: int = 256, pad_multiple: int = 32) -> dict[str, np.ndarray]:
+def batch_posteriors(
+    runner: ModelRunner,
+    batch: dict,
+    methods: Sequence[str],
+    scales: Sequence[int],
+    *,
+    flip: bool,
+    forward_batch_size: int = 256,
+    pad_multiple: int = 32,
+) -> dict[str, np.ndarray]:
     """Each method's posteriors for one batch of views, averaged over the scales.
 
     Args:
@@ -234,13 +245,19 @@ def batch_posteriors(runner: ModelRunner, batch: dict, methods: Sequence[str], s
         `{method: float32 [B, classes]}` for every method in `methods`.
     """
     kind_fns: dict[str, Callable] = {
-        "center": lambda q: center_posteriors(runner, batch[inputs_lib.view_key("center", q)], flip=flip,
-                                              forward_batch_size=forward_batch_size),
+        "center": lambda q: center_posteriors(
+            runner, batch[inputs_lib.view_key("center", q)], flip=flip, forward_batch_size=forward_batch_size
+        ),
         "dense": lambda q: dense_posteriors(
-            runner, batch[inputs_lib.view_key("dense", q)], batch[inputs_lib.view_key("size", q)],
-            flip=flip, pad_multiple=pad_multiple),
-        "multicrop": lambda q: crop_posteriors(runner, batch[inputs_lib.view_key("multicrop", q)],
-                                               forward_batch_size=forward_batch_size),
+            runner,
+            batch[inputs_lib.view_key("dense", q)],
+            batch[inputs_lib.view_key("size", q)],
+            flip=flip,
+            pad_multiple=pad_multiple,
+        ),
+        "multicrop": lambda q: crop_posteriors(
+            runner, batch[inputs_lib.view_key("multicrop", q)], forward_batch_size=forward_batch_size
+        ),
     }
     kinds = sorted({kind for method in methods for kind in _KINDS[method]})
     per_kind = {kind: np.mean([kind_fns[kind](q).numpy() for q in scales], axis=0) for kind in kinds}
@@ -347,23 +364,47 @@ def evaluate(
     runners = prepare_models(models, preprocess, model_names)
     _check_sizes(runners, methods, scales, crop_size)
     kinds = sorted({kind for method in methods for kind in _KINDS[method]})
-    batches = inputs_lib.eval_batches(source, scales=scales, kinds=kinds, crop_size=crop_size, grid=grid,
-                                      flip=flip, batch_size=batch_size, max_examples=max_examples)
+    batches = inputs_lib.eval_batches(
+        source,
+        scales=scales,
+        kinds=kinds,
+        crop_size=crop_size,
+        grid=grid,
+        flip=flip,
+        batch_size=batch_size,
+        max_examples=max_examples,
+    )
     predictions = Predictions([runner.name for runner in runners], methods)
     start = time.perf_counter()
     with _progress(source, max_examples, progress) as bar:
         for batch in batches:
-            per_model = [batch_posteriors(runner, batch, methods, scales, flip=flip,
-                                          forward_batch_size=forward_batch_size, pad_multiple=pad_multiple)
-                         for runner in runners]
+            per_model = [
+                batch_posteriors(
+                    runner,
+                    batch,
+                    methods,
+                    scales,
+                    flip=flip,
+                    forward_batch_size=forward_batch_size,
+                    pad_multiple=pad_multiple,
+                )
+                for runner in runners
+            ]
             predictions.add(per_model, batch["label"].numpy())
             bar.update(int(batch["label"].shape[0]))
     seconds = time.perf_counter() - start
     report = EvaluationReport.from_predictions(
         predictions,
         class_names=tuple(getattr(source, "class_names", None) or [str(i) for i in range(runners[0].num_classes)]),
-        settings={"methods": list(methods), "scales": list(scales), "crop_size": crop_size, "grid": grid, "flip": flip,
-                  "train_scale": train_scale, "seconds": seconds},
+        settings={
+            "methods": list(methods),
+            "scales": list(scales),
+            "crop_size": crop_size,
+            "grid": grid,
+            "flip": flip,
+            "train_scale": train_scale,
+            "seconds": seconds,
+        },
         samples=inputs_lib.sample_images(source, max(scales), num_samples) if num_samples else [],
     )
     if output_dir is not None:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from vgg_keras.evaluation import metrics
 
 TOP_K = 5
-METHOD_LABELS = {"center": "centre crop", "dense": "dense", "multicrop": "multi-crop",
-                 "dense+multicrop": "multi-crop & dense"}
+METHOD_LABELS = {
+    "center": "centre crop",
+    "dense": "dense",
+    "multicrop": "multi-crop",
+    "dense+multicrop": "multi-crop & dense",
+}
 
 
 class Predictions:
@@ -86,25 +90,32 @@ class EvaluationReport:
     samples: list = dataclasses.field(default_factory=list)
 
     @classmethod
-    def from_predictions(cls, predictions: Predictions, *, class_names, settings, samples=()) -> "EvaluationReport":
+    def from_predictions(cls, predictions: Predictions, *, class_names, settings, samples=()) -> EvaluationReport:
         """Builds the rows (errors per model and method) from collected predictions."""
         labels = predictions.labels
         if labels.size == 0:
             raise ValueError("No images were evaluated (empty source, or every image failed to decode).")
-        crops = {"center": 2 if settings["flip"] else 1, "dense": 2 if settings["flip"] else 1,
-                 "multicrop": settings["grid"] ** 2 * (2 if settings["flip"] else 1)}
+        crops = {
+            "center": 2 if settings["flip"] else 1,
+            "dense": 2 if settings["flip"] else 1,
+            "multicrop": settings["grid"] ** 2 * (2 if settings["flip"] else 1),
+        }
         crops["dense+multicrop"] = crops["dense"] + crops["multicrop"]
         top, rows = {}, []
         for model in predictions.model_names:
             for method in predictions.methods:
                 indices, scores = top[(model, method)] = predictions.top(model, method)
-                rows.append({
-                    "model": model, "method": method, "scales": list(settings["scales"]),
-                    "top1_error": metrics.top_k_error(indices, labels, 1),
-                    "top5_error": metrics.top_k_error(indices, labels, indices.shape[1]),
-                    "num_images": int(labels.size),
-                    "crops_per_image": crops[method] * len(settings["scales"]),
-                })
+                rows.append(
+                    {
+                        "model": model,
+                        "method": method,
+                        "scales": list(settings["scales"]),
+                        "top1_error": metrics.top_k_error(indices, labels, 1),
+                        "top5_error": metrics.top_k_error(indices, labels, indices.shape[1]),
+                        "num_images": int(labels.size),
+                        "crops_per_image": crops[method] * len(settings["scales"]),
+                    }
+                )
         return cls(rows, tuple(class_names), labels, top, dict(settings), list(samples))
 
     @property
@@ -148,13 +159,18 @@ class EvaluationReport:
     def confusion_markdown(self, model: str | None = None, method: str | None = None) -> str:
         """`confusion_summary` as a markdown table, worst class first."""
         key = (model or self.primary[0], method or self.primary[1])
-        lines = [f"Per-class errors of {key[0]}, {METHOD_LABELS[key[1]]} (worst first).", "",
-                 "| class | images | top-1 error (%) | top-5 error (%) | most confused with | times |",
-                 "|---|---|---|---|---|---|"]
+        lines = [
+            f"Per-class errors of {key[0]}, {METHOD_LABELS[key[1]]} (worst first).",
+            "",
+            "| class | images | top-1 error (%) | top-5 error (%) | most confused with | times |",
+            "|---|---|---|---|---|---|",
+        ]
         for item in self.confusion_summary(*key):
-            lines.append(f"| {item['name']} | {item['num_images']} | {100 * item['top1_error']:.1f} | "
-                         f"{100 * item['top5_error']:.1f} | {item['most_confused_with'] or '-'} | "
-                         f"{item['confused_count']} |")
+            lines.append(
+                f"| {item['name']} | {item['num_images']} | {100 * item['top1_error']:.1f} | "
+                f"{100 * item['top5_error']:.1f} | {item['most_confused_with'] or '-'} | "
+                f"{item['confused_count']} |"
+            )
         return "\n".join(lines) + "\n"
 
     def to_json(self) -> dict:
@@ -186,10 +202,18 @@ class EvaluationReport:
             f.write(self.confusion_markdown())
         if self.samples:
             paths["crop_grid.png"] = plots.crop_grid_figure(
-                self.samples[0], self.settings["crop_size"], self.settings["grid"],
-                os.path.join(output_dir, "crop_grid.png"))
+                self.samples[0],
+                self.settings["crop_size"],
+                self.settings["grid"],
+                os.path.join(output_dir, "crop_grid.png"),
+            )
             indices, scores = self.top_predictions[self.primary]
             paths["predictions.png"] = plots.predictions_figure(
-                self.samples, indices, scores, self.labels, self.class_names,
-                os.path.join(output_dir, "predictions.png"))
+                self.samples,
+                indices,
+                scores,
+                self.labels,
+                self.class_names,
+                os.path.join(output_dir, "predictions.png"),
+            )
         return paths

@@ -19,7 +19,6 @@ from vgg_keras.export.repository import (
     write_batching_parameters,
 )
 from vgg_keras.export.saved_model import export_saved_model, resolve_normalizer
-from vgg_keras.export.tflite import QUANTIZATIONS, export_tflite, representative_images, tflite_parity_report
 from vgg_keras.export.signatures import (
     INPUT_FLOAT,
     INPUT_IMAGES,
@@ -28,6 +27,7 @@ from vgg_keras.export.signatures import (
     SIGNATURE_FLOAT,
     SIGNATURE_TENSOR,
 )
+from vgg_keras.export.tflite import QUANTIZATIONS, export_tflite, representative_images, tflite_parity_report
 
 __all__ = [
     "INPUT_FLOAT",

@@ -16,7 +16,8 @@ import json
 import os
 import urllib.error
 import urllib.request
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,8 @@ def _inputs(images, signature_name: str | None) -> tuple[Any, str]:
     if isinstance(images, np.ndarray):
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(
-                f"images array of dtype {images.dtype} and shape {images.shape}; allowed: uint8 [batch, height, width, 3]."
+                f"images array of dtype {images.dtype} and shape {images.shape}; "
+                "allowed: uint8 [batch, height, width, 3]."
             )
         return images, signature_name or SIGNATURE_TENSOR
     return read_images(images), signature_name or SIGNATURE_BYTES
@@ -75,8 +77,14 @@ def _inputs(images, signature_name: str | None) -> tuple[Any, str]:
 # --------------------------------------------------------------------------- REST
 
 
-def rest_url(model_name: str, *, host: str = "localhost", port: int = REST_PORT, version: int | None = None,
-             version_label: str | None = None) -> str:
+def rest_url(
+    model_name: str,
+    *,
+    host: str = "localhost",
+    port: int = REST_PORT,
+    version: int | None = None,
+    version_label: str | None = None,
+) -> str:
     """`http://host:8501/v1/models/<name>[/versions/<v> | /labels/<label>]:predict`.
 
     Raises:
@@ -145,9 +153,17 @@ def parse_rest_response(response: Mapping[str, Any] | str | bytes) -> dict[str, 
     return {key: np.asarray(_decode_json_value(value)) for key, value in outputs.items()}
 
 
-def predict_rest(images, model_name: str, *, host: str = "localhost", port: int = REST_PORT,
-                 signature_name: str | None = None, version: int | None = None,
-                 version_label: str | None = None, timeout: float = 30.0) -> dict[str, np.ndarray]:
+def predict_rest(
+    images,
+    model_name: str,
+    *,
+    host: str = "localhost",
+    port: int = REST_PORT,
+    signature_name: str | None = None,
+    version: int | None = None,
+    version_label: str | None = None,
+    timeout: float = 30.0,
+) -> dict[str, np.ndarray]:
     """Sends a REST predict request and parses the reply (see `rest_request_body`).
 
     Returns:
@@ -181,8 +197,14 @@ def _serving_apis():
     return predict_pb2, prediction_service_pb2_grpc
 
 
-def grpc_request(images, model_name: str, *, signature_name: str | None = None, version: int | None = None,
-                 version_label: str | None = None):
+def grpc_request(
+    images,
+    model_name: str,
+    *,
+    signature_name: str | None = None,
+    version: int | None = None,
+    version_label: str | None = None,
+):
     """A `tensorflow_serving.apis.predict_pb2.PredictRequest` for `images`.
 
     Args:
@@ -231,9 +253,16 @@ def parse_grpc_response(response) -> dict[str, np.ndarray]:
     return outputs
 
 
-def predict_grpc(images, model_name: str, *, target: str = f"localhost:{GRPC_PORT}", signature_name: str | None = None,
-                 version: int | None = None, version_label: str | None = None,
-                 timeout: float = 30.0) -> dict[str, np.ndarray]:
+def predict_grpc(
+    images,
+    model_name: str,
+    *,
+    target: str = f"localhost:{GRPC_PORT}",
+    signature_name: str | None = None,
+    version: int | None = None,
+    version_label: str | None = None,
+    timeout: float = 30.0,
+) -> dict[str, np.ndarray]:
     """Sends a gRPC predict request to `target` ("host:8500") and parses the reply.
 
     Raises:
@@ -243,10 +272,13 @@ def predict_grpc(images, model_name: str, *, target: str = f"localhost:{GRPC_POR
     import grpc
 
     _, service = _serving_apis()
-    request = grpc_request(images, model_name, signature_name=signature_name, version=version,
-                           version_label=version_label)
-    options = [("grpc.max_send_message_length", _GRPC_MESSAGE_BYTES),
-               ("grpc.max_receive_message_length", _GRPC_MESSAGE_BYTES)]
+    request = grpc_request(
+        images, model_name, signature_name=signature_name, version=version, version_label=version_label
+    )
+    options = [
+        ("grpc.max_send_message_length", _GRPC_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", _GRPC_MESSAGE_BYTES),
+    ]
     with grpc.insecure_channel(target, options=options) as channel:
         return parse_grpc_response(service.PredictionServiceStub(channel).Predict(request, timeout=timeout))
 

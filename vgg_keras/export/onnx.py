@@ -28,7 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import keras
 import numpy as np
@@ -40,8 +41,14 @@ from vgg_keras.export import saved_model as saved_model_lib
 from vgg_keras.export import tflite as tflite_lib
 
 __all__ = [
-    "CONVERTERS", "INPUT_NAME", "OUTPUT_NAME", "export_onnx", "onnx_parity_report", "require_packages",
-    "resolve_converter", "run_onnx",
+    "CONVERTERS",
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+    "export_onnx",
+    "onnx_parity_report",
+    "require_packages",
+    "resolve_converter",
+    "run_onnx",
 ]
 
 INPUT_NAME = "images"
@@ -58,8 +65,9 @@ WORKER_MODULE = "vgg_keras._onnx_worker"
 STDERR_TAIL = 3000  # characters of the worker's stderr quoted in the error
 
 
-def require_packages(packages: tuple[str, ...] = EXPORT_PACKAGES, purpose: str = "ONNX export",
-                     install_hint: str = INSTALL_HINT) -> None:
+def require_packages(
+    packages: tuple[str, ...] = EXPORT_PACKAGES, purpose: str = "ONNX export", install_hint: str = INSTALL_HINT
+) -> None:
     """Checks that the optional ONNX packages are installed, before any work is done.
 
     They are looked up, not imported (torch must not load into a TensorFlow process).
@@ -203,8 +211,7 @@ def _convert_with_tf2onnx(rgb_model: keras.Model, path: str, opset: int | None) 
         rgb_model.export(path, format="onnx", verbose=False, input_signature=[spec], opset_version=opset)
 
 
-def _convert_with_torch(rgb_model: keras.Model, path: str, base_size: int, data_format: str,
-                        opset: int | None) -> None:
+def _convert_with_torch(rgb_model: keras.Model, path: str, base_size: int, data_format: str, opset: int | None) -> None:
     """Saves `rgb_model` as `.keras` and converts it in a subprocess on Keras' torch backend.
 
     The unknown axes stay symbolic (batch, and height and width of a conv head); the trace
@@ -285,7 +292,7 @@ def run_onnx(onnx_path: str, images: np.ndarray, *, batch_size: int = 1) -> tupl
     images = np.asarray(images, dtype=np.float32)
     outputs, seconds = [], 0.0
     for start in range(0, len(images), batch_size):
-        batch = images[start:start + batch_size]
+        batch = images[start : start + batch_size]
         began = time.perf_counter()
         outputs.append(session.run(None, {name: batch})[0])
         seconds += time.perf_counter() - began
@@ -326,5 +333,6 @@ def onnx_parity_report(
     rgb_model = tflite_lib.with_normalizer(keras_model, preprocessing, variable_size=True)
     expected = np.asarray(rgb_model.predict(images, batch_size=32, verbose=0), dtype=np.float32)
     actual, seconds = run_onnx(onnx_path, images)
-    return parity_lib.parity_report("onnx", onnx_path, expected, actual, seconds, keras_model=rgb_model,
-                                    output_path=output_path, verbose=verbose)
+    return parity_lib.parity_report(
+        "onnx", onnx_path, expected, actual, seconds, keras_model=rgb_model, output_path=output_path, verbose=verbose
+    )

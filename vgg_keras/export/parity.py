@@ -84,5 +84,7 @@ def parity_report(
 
 def format_report(report: dict[str, Any]) -> str:
     """One readable line per field of a parity report."""
-    return "\n".join(f"{key:>20}: {value:.6g}" if isinstance(value, float) else f"{key:>20}: {value}"
-                     for key, value in report.items())
+    return "\n".join(
+        f"{key:>20}: {value:.6g}" if isinstance(value, float) else f"{key:>20}: {value}"
+        for key, value in report.items()
+    )

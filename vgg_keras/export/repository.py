@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from vgg_keras.validation import check_int, reject
 
@@ -53,7 +53,9 @@ def list_versions(model_dir: str) -> list[int]:
     """The version numbers exported under `model_dir` (numeric sub-directories), ascending."""
     if not os.path.isdir(model_dir):
         return []
-    return sorted(int(name) for name in os.listdir(model_dir) if name.isdigit() and os.path.isdir(os.path.join(model_dir, name)))
+    return sorted(
+        int(name) for name in os.listdir(model_dir) if name.isdigit() and os.path.isdir(os.path.join(model_dir, name))
+    )
 
 
 def next_version(model_dir: str) -> int:
@@ -225,8 +227,9 @@ def _checked_batch_sizes(sizes: Sequence[int], max_batch_size: int) -> list[int]
     """`sizes` as a list, checked the way TF Serving checks them when it loads the file."""
     sizes = [check_int("allowed_batch_sizes", size) for size in sizes]
     if not sizes or sizes != sorted(set(sizes)) or sizes[-1] != max_batch_size:
-        raise reject("allowed_batch_sizes", sizes, f"strictly increasing sizes, the last one max_batch_size "
-                     f"({max_batch_size})")
+        raise reject(
+            "allowed_batch_sizes", sizes, f"strictly increasing sizes, the last one max_batch_size ({max_batch_size})"
+        )
     return sizes
 
 

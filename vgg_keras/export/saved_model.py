@@ -6,20 +6,27 @@ import contextlib
 import json
 import logging
 import os
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-from absl import logging as absl_logging
 import keras
 import tensorflow as tf
+from absl import logging as absl_logging
 
-from vgg_keras._deprecation import deprecated_attributes
 from vgg_keras import models as models_lib
 from vgg_keras import preprocessing as preprocessing_lib
+from vgg_keras._deprecation import deprecated_attributes
 from vgg_keras.export import repository
 from vgg_keras.export import signatures as signatures_lib
 
-__all__ = ["export_saved_model", "load_for_export", "as_keras_model", "resolve_normalizer", "run_resize_size",
-           "EXPORT_INFO"]
+__all__ = [
+    "export_saved_model",
+    "load_for_export",
+    "as_keras_model",
+    "resolve_normalizer",
+    "run_resize_size",
+    "EXPORT_INFO",
+]
 
 EXPORT_INFO = "vgg_keras_export.json"
 RUN_CONFIG = "config.json"  # what vgg_keras.training writes in a run's workdir
@@ -74,8 +81,9 @@ def load_for_export(spec: str, preprocessing: str | None = None, **build_kwargs)
     if spec.endswith((".keras", ".h5")):
         return forward.load_model(spec), preprocessing
     raw = preprocessing == NO_PREPROCESSING
-    model = forward.load_model(spec, include_preprocessing=not raw, preprocessing=None if raw else preprocessing,
-                               **build_kwargs)
+    model = forward.load_model(
+        spec, include_preprocessing=not raw, preprocessing=None if raw else preprocessing, **build_kwargs
+    )
     return model, preprocessing if raw else None
 
 
@@ -199,7 +207,9 @@ def _serving_spec(model, mode, image_size, resize_size, top_k, class_names) -> s
     _check_size("top_k", top_k, 1)
     if top_k > classes:
         raise ValueError(f"top_k={top_k}; allowed: 1 to the number of classes ({classes}).")
-    names = _default_class_names(classes) if class_names is None else signatures_lib.check_class_names(class_names, classes)
+    names = (
+        _default_class_names(classes) if class_names is None else signatures_lib.check_class_names(class_names, classes)
+    )
     return signatures_lib.ServingSpec(mode, image_size, resize_size, top_k, names)
 
 
@@ -211,10 +221,12 @@ def _default_class_names(classes: int) -> tuple[str, ...]:
 
 @contextlib.contextmanager
 def _quiet_save_logs() -> Iterator[None]:
-    """Hides the INFO lines `tf.saved_model.save` logs (the temporary version directory's
-    assets and fingerprint, sharding times, and the model's captured variables
+    """Hides the INFO lines that `tf.saved_model.save` logs; warnings and errors still show.
+
+    Hidden: the temporary version directory's assets and fingerprint, sharding times, and the model's captured variables
     `input_1 ... input_N` renamed inside the graph: the signatures' own inputs keep their
-    documented names); warnings and errors still show."""
+    documented names); warnings and errors still show.
+    """
     # absl's verbosity through its own API: the save itself reads and restores it.
     absl_verbosity, tf_level = absl_logging.get_verbosity(), tf.get_logger().level
     absl_logging.set_verbosity(min(absl_verbosity, absl_logging.WARNING))

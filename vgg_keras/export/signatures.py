@@ -16,7 +16,7 @@ are dynamic, and on the bare model it was slower on a CPU (measured in the bench
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
@@ -115,15 +115,20 @@ class ServingModule(tf.Module):
         return self._classify(self._normalize(crops.resize_smallest_side(images, self.spec.resize_size)))
 
     def _probabilities_of_pixels(self, images: tf.Tensor) -> tf.Tensor:
-        """uint8 `[B, H, W, 3]` -> `[B, classes]`: the images share one size, so the whole batch
-        is resized (and cropped) in one op and classified in one model call."""
+        """uint8 `[B, H, W, 3]` -> `[B, classes]`, the whole batch at once.
+
+        The images share one size, so the whole batch is resized (and cropped) in one op and classified in one model
+        call.
+        """
         if self.spec.mode == "center":
             return self._classify(self._normalize(self._crops(images)))
         return self._dense_probabilities(images)
 
     def _probabilities_of_bytes(self, encoded: tf.Tensor) -> tf.Tensor:
-        """Encoded images `[B]` (sizes may differ) -> `[B, classes]`. Decoding is per image; in
-        center mode so is the crop, and the crops are classified in one model call."""
+        """Encoded images `[B]` (sizes may differ) -> `[B, classes]`.
+
+        Decoding is per image; in center mode so is the crop, and the crops are classified in one model call.
+        """
         if self.spec.mode == "center":
             size = self.spec.image_size
             pixels = tf.map_fn(
@@ -140,8 +145,10 @@ class ServingModule(tf.Module):
         )
 
     def _outputs(self, inputs: tf.Tensor, probabilities_fn) -> dict[str, tf.Tensor]:
-        """The four outputs of `probabilities_fn(inputs)`; an empty batch skips the model
-        (TensorFlow's CPU convolutions reject zero-sized batches)."""
+        """The four outputs of `probabilities_fn(inputs)`.
+
+        An empty batch skips the model (TensorFlow's CPU convolutions reject zero-sized batches).
+        """
         classes = len(self.spec.class_names)
         probabilities = tf.cond(
             tf.shape(inputs)[0] > 0,
@@ -149,9 +156,7 @@ class ServingModule(tf.Module):
             lambda: tf.zeros([0, classes], tf.float32),
         )
         scores, indices = tf.math.top_k(probabilities, k=self.spec.top_k)
-        return dict(
-            zip(OUTPUT_NAMES, (probabilities, indices, scores, tf.gather(self._class_names, indices)))
-        )
+        return dict(zip(OUTPUT_NAMES, (probabilities, indices, scores, tf.gather(self._class_names, indices))))
 
     # ----------------------------------------------------------------- signatures
 
@@ -164,9 +169,12 @@ class ServingModule(tf.Module):
         return self._outputs(images, self._probabilities_of_pixels)
 
     def predict_float(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-        """The Keras model's own input (resized, cropped and, if the model has no
-        preprocessing layer, normalised) -> outputs. One model call per batch in both modes:
-        the images of a tensor share one size, which the fully-convolutional model takes whole."""
+        """The Keras model's own input -> outputs.
+
+        The input is resized, cropped and, if the model has no preprocessing layer,
+        normalised. One model call per batch in both modes:
+        the images of a tensor share one size, which the fully-convolutional model takes whole.
+        """
         return self._outputs(inputs, self._classify)
 
     def signatures(self, include_float: bool = True) -> dict[str, tf.types.experimental.ConcreteFunction]:
@@ -201,7 +209,6 @@ def check_class_names(class_names: Sequence[str], classes: int) -> tuple[str, ..
             f"class_names has {len(names)} names; allowed: exactly one per class ({classes} for this model)."
         )
     return names
-
 
 
 __getattr__ = deprecated_attributes(__name__, {"MODES": (__name__, "SERVING_MODES")})

@@ -14,7 +14,8 @@ import os
 import tempfile
 import time
 import warnings
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import keras
 import numpy as np
@@ -26,7 +27,15 @@ from vgg_keras.export import parity as parity_lib
 from vgg_keras.export import saved_model as saved_model_lib
 from vgg_keras.export.parity import format_report  # noqa: F401  (tflite.format_report before it was shared)
 
-__all__ = ["QUANTIZATIONS", "export_tflite", "representative_images", "tflite_parity_report", "run_tflite", "quantize", "dequantize"]
+__all__ = [
+    "QUANTIZATIONS",
+    "export_tflite",
+    "representative_images",
+    "tflite_parity_report",
+    "run_tflite",
+    "quantize",
+    "dequantize",
+]
 
 QUANTIZATIONS = ("float32", "float16", "dynamic_int8", "int8")
 DEFAULT_CALIBRATION_IMAGES = 100
@@ -36,12 +45,15 @@ def _check_image_size(model: keras.Model, image_size: int, height: int | None, w
     """`image_size` must be the side of a fixed-size model, and at least the base size of any-size one."""
     validation.check_int("image_size", image_size)
     if height is not None and (height, width) != (image_size, image_size):
-        raise ValueError(f"image_size={image_size} for model {model.name!r}, which takes {height}x{width} images; "
-                         "allowed: None or that size (models.to_fully_convolutional(model) runs at any size).")
+        raise ValueError(
+            f"image_size={image_size} for model {model.name!r}, which takes {height}x{width} images; "
+            "allowed: None or that size (models.to_fully_convolutional(model) runs at any size)."
+        )
     minimum = models_lib.describe(model).base_size
     if height is None and image_size < minimum:
-        raise ValueError(f"image_size={image_size} for model {model.name!r}; allowed: None or >= {minimum} "
-                         "(its head's base size).")
+        raise ValueError(
+            f"image_size={image_size} for model {model.name!r}; allowed: None or >= {minimum} (its head's base size)."
+        )
 
 
 def _input_shape(model: keras.Model, image_size: int | None, variable_size: bool) -> tuple:
@@ -56,8 +68,9 @@ def _input_shape(model: keras.Model, image_size: int | None, variable_size: bool
     return (channels, height, width) if channels_first else (height, width, channels)
 
 
-def with_normalizer(model: keras.Model, preprocessing=None, image_size: int | None = None, *,
-                    variable_size: bool = False) -> keras.Model:
+def with_normalizer(
+    model: keras.Model, preprocessing=None, image_size: int | None = None, *, variable_size: bool = False
+) -> keras.Model:
     """`model` from RGB [0, 255] to probabilities, as the SavedModel serves it.
 
     The normalisation is prepended when the model lacks it, and a soft-max appended when
@@ -84,8 +97,10 @@ def with_normalizer(model: keras.Model, preprocessing=None, image_size: int | No
     normalizer = saved_model_lib.resolve_normalizer(model, preprocessing)
     description = models_lib.describe(model)
     if description.head is None:
-        raise ValueError(f"model {model.name!r} has no classifier (include_top=False); the TFLite and ONNX exports "
-                         "return class probabilities: build it with include_top=True.")
+        raise ValueError(
+            f"model {model.name!r} has no classifier (include_top=False); the TFLite and ONNX exports "
+            "return class probabilities: build it with include_top=True."
+        )
     if normalizer is not None and description.data_format == "channels_first":
         raise ValueError(
             f"preprocessing={preprocessing!r} for channels_first model {model.name!r}: a prepended normalisation "
@@ -118,8 +133,9 @@ def _as_batches(data, limit: int) -> Iterable[np.ndarray]:
             yield image[np.newaxis]
 
 
-def representative_images(source, *, image_size: int, resize_size: int | None = None,
-                          num_images: int = DEFAULT_CALIBRATION_IMAGES) -> np.ndarray:
+def representative_images(
+    source, *, image_size: int, resize_size: int | None = None, num_images: int = DEFAULT_CALIBRATION_IMAGES
+) -> np.ndarray:
     """Calibration / held-out images from an input pipeline source (centre crops, RGB [0, 255]).
 
     Args:
@@ -147,8 +163,9 @@ def _converter(rgb_model: keras.Model, workdir: str) -> tf.lite.TFLiteConverter:
     path = os.path.join(workdir, "saved_model")
     # Through a SavedModel: its variables are frozen into the flatbuffer (a concrete
     # function of a Keras 3 model would keep them as unsupported resource variables).
-    rgb_model.export(path, format="tf_saved_model", verbose=False,
-                     input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32)])
+    rgb_model.export(
+        path, format="tf_saved_model", verbose=False, input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32)]
+    )
     return tf.lite.TFLiteConverter.from_saved_model(path)
 
 
@@ -164,7 +181,9 @@ def _configure(converter, quantization: str, representative_dataset, calibration
                 "quantization='int8' needs representative_dataset (images RGB [0, 255], e.g. "
                 "representative_images(source, image_size=...)); allowed for the others: None."
             )
-        converter.representative_dataset = lambda: ([x] for x in _as_batches(representative_dataset, calibration_images))
+        converter.representative_dataset = lambda: (
+            [x] for x in _as_batches(representative_dataset, calibration_images)
+        )
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
@@ -322,5 +341,13 @@ def tflite_parity_report(
     rgb_model = with_normalizer(keras_model, preprocessing, images.shape[1])
     expected = np.asarray(rgb_model.predict(images, batch_size=32, verbose=0), dtype=np.float32)
     actual, tflite_seconds = run_tflite(tflite_path, images)
-    return parity_lib.parity_report("tflite", tflite_path, expected, actual, tflite_seconds, keras_model=rgb_model,
-                                    output_path=output_path, verbose=verbose)
+    return parity_lib.parity_report(
+        "tflite",
+        tflite_path,
+        expected,
+        actual,
+        tflite_seconds,
+        keras_model=rgb_model,
+        output_path=output_path,
+        verbose=verbose,
+    )

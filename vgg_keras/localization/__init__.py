@@ -55,8 +55,8 @@ from vgg_keras.localization.evaluation import (
 )
 from vgg_keras.localization.heads import (
     BOX_LAYER,
-    ClassBoxSelection,
     LOCALIZER_MODES,
+    ClassBoxSelection,
     box_training_model,
     build_localizer,
     euclidean_loss,

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-
 import tensorflow as tf
 from keras_cv import bounding_box
-
 
 BOX_FORMAT = "center_xywh"
 IOU_THRESHOLD = 0.5
@@ -80,8 +78,10 @@ def box_iou(boxes_a, boxes_b, bounding_box_format: str = "rel_yxyx") -> tf.Tenso
 def _window_corners(window) -> tuple[tf.Tensor, tf.Tensor]:
     """A ``(top, left, height, width)`` window as corner-shaped origin and size ``[..., 4]``."""
     window = tf.convert_to_tensor(window, tf.float32)
-    return (tf.concat([window[..., :2], window[..., :2]], axis=-1),
-            tf.concat([window[..., 2:], window[..., 2:]], axis=-1))
+    return (
+        tf.concat([window[..., :2], window[..., :2]], axis=-1),
+        tf.concat([window[..., 2:], window[..., 2:]], axis=-1),
+    )
 
 
 def image_boxes_to_crop(boxes, window, clip: bool = True) -> tf.Tensor:

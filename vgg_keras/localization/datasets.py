@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -18,15 +18,18 @@ def _check_boxes(source: Source) -> None:
     if not isinstance(source, Source):
         raise TypeError(f"source must be a vgg_keras.data.Source; received {type(source).__name__}.")
     if "bbox" not in source.dataset.element_spec:
-        raise ValueError(f"source has no 'bbox' feature (elements: {sorted(source.dataset.element_spec)}); "
-                         "localisation needs one box per image, e.g. get_source('builtin', split).")
+        raise ValueError(
+            f"source has no 'bbox' feature (elements: {sorted(source.dataset.element_spec)}); "
+            "localisation needs one box per image, e.g. get_source('builtin', split)."
+        )
 
 
 def _random_crop_with_box(example: dict, crop_size: int, s_min: int, s_max: int, flip: bool, seed):
     """One random scale-S crop (and flip) of an image, with its box moved along."""
     scale_seed, crop_seed, flip_seed = augment.split_seed(seed, 3)
     pixels, window = pipeline_lib.decode_and_random_crop_window(
-        example["image"], crop_size, augment.sample_scale(s_min, s_max, scale_seed), crop_seed)
+        example["image"], crop_size, augment.sample_scale(s_min, s_max, scale_seed), crop_seed
+    )
     box = image_boxes_to_crop(example["bbox"], window)
     if flip:
         mirror = tf.random.stateless_uniform([], flip_seed) < 0.5
@@ -36,10 +39,18 @@ def _random_crop_with_box(example: dict, crop_size: int, s_min: int, s_max: int,
     return pixels, tf.cast(example["label"], tf.int32), to_center_xywh(box)
 
 
-def box_train_dataset(source: Source, *, batch_size: int, crop_size: int = 224,
-                      scale: int | tuple[int, int] = 256, flip: bool = True,
-                      preprocess: Callable | None = None, shuffle_buffer: int = 10_000,
-                      seed: int | None = None, repeat: bool = True) -> tf.data.Dataset:
+def box_train_dataset(
+    source: Source,
+    *,
+    batch_size: int,
+    crop_size: int = 224,
+    scale: int | tuple[int, int] = 256,
+    flip: bool = True,
+    preprocess: Callable | None = None,
+    shuffle_buffer: int = 10_000,
+    seed: int | None = None,
+    repeat: bool = True,
+) -> tf.data.Dataset:
     """Training batches with boxes: random scale-S crop and flip, the box transformed alike.
 
     The image is rescaled so its smallest side is S (fixed or drawn from ``(S_min,
@@ -77,7 +88,8 @@ def box_train_dataset(source: Source, *, batch_size: int, crop_size: int = 224,
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     dataset = tf.data.Dataset.zip((dataset, seeds)).map(
         lambda example, pair: _random_crop_with_box(example, crop_size, s_min, s_max, flip, pair),
-        num_parallel_calls=_AUTOTUNE)
+        num_parallel_calls=_AUTOTUNE,
+    )
     dataset = dataset.ignore_errors(log_warning=True).batch(batch_size, drop_remainder=True)
     if preprocess is not None:
         dataset = dataset.map(lambda x, y, b: (preprocess(x), y, b), num_parallel_calls=_AUTOTUNE)
@@ -89,13 +101,23 @@ def _center_crop_with_window(example: dict, scale: int, crop_size: int) -> dict:
     hw = tf.cast(tf.shape(resized)[:2], tf.float32)
     # The same offsets as vgg_keras.data.center_crop, as a normalised window.
     origin = tf.floor((hw - crop_size) / 2.0) / hw
-    return {"image": crops.center_crop(resized, crop_size), "label": tf.cast(example["label"], tf.int32),
-            "bbox": tf.cast(example["bbox"], tf.float32),
-            "window": tf.concat([origin, crop_size / hw], axis=0)}
+    return {
+        "image": crops.center_crop(resized, crop_size),
+        "label": tf.cast(example["label"], tf.int32),
+        "bbox": tf.cast(example["bbox"], tf.float32),
+        "window": tf.concat([origin, crop_size / hw], axis=0),
+    }
 
 
-def box_eval_dataset(source: Source, *, batch_size: int, scale: int = 256, crop_size: int = 224,
-                     preprocess: Callable | None = None, max_examples: int | None = None) -> tf.data.Dataset:
+def box_eval_dataset(
+    source: Source,
+    *,
+    batch_size: int,
+    scale: int = 256,
+    crop_size: int = 224,
+    preprocess: Callable | None = None,
+    max_examples: int | None = None,
+) -> tf.data.Dataset:
     """Evaluation batches: the central crop at test scale Q, with the image box and crop window.
 
     Args:
@@ -118,8 +140,11 @@ def box_eval_dataset(source: Source, *, batch_size: int, scale: int = 256, crop_
     _check_boxes(source)
     pipeline_lib.scale_range(scale, crop_size)
     dataset = source.dataset if max_examples is None else source.dataset.take(max_examples)
-    dataset = dataset.map(lambda example: _center_crop_with_window(example, scale, crop_size),
-                          num_parallel_calls=_AUTOTUNE, deterministic=True)
+    dataset = dataset.map(
+        lambda example: _center_crop_with_window(example, scale, crop_size),
+        num_parallel_calls=_AUTOTUNE,
+        deterministic=True,
+    )
     dataset = dataset.ignore_errors(log_warning=True).batch(batch_size)
     if preprocess is not None:
         dataset = dataset.map(lambda batch: {**batch, "image": preprocess(batch["image"])})

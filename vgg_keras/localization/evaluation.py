@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -18,8 +18,8 @@ from vgg_keras.data.sources import Source
 from vgg_keras.evaluation import metrics
 from vgg_keras.evaluation.plots import save_figure
 from vgg_keras.localization.boxes import IOU_THRESHOLD, box_iou, crop_boxes_to_image, from_center_xywh
-from vgg_keras.localization.heads import localizer_mode, select_class_boxes
 from vgg_keras.localization.datasets import box_eval_dataset
+from vgg_keras.localization.heads import localizer_mode, select_class_boxes
 
 
 def localization_errors(top_classes, labels, ious, threshold: float = IOU_THRESHOLD) -> dict[str, float]:
@@ -37,14 +37,18 @@ def localization_errors(top_classes, labels, ious, threshold: float = IOU_THRESH
     """
     top_classes, labels, ious = np.asarray(top_classes), np.asarray(labels), np.asarray(ious)
     if top_classes.ndim != 2 or labels.shape != (len(top_classes),) or ious.shape != labels.shape:
-        raise ValueError(f"Expected top_classes [N, k], labels [N], ious [N]; received shapes "
-                         f"{top_classes.shape}, {labels.shape}, {ious.shape}.")
+        raise ValueError(
+            f"Expected top_classes [N, k], labels [N], ious [N]; received shapes "
+            f"{top_classes.shape}, {labels.shape}, {ious.shape}."
+        )
     overlap = ious > threshold
     k = top_classes.shape[1]
     right_top1 = top_classes[:, 0] == labels
     right_topk = np.any(top_classes == labels[:, None], axis=1)
-    return {"top1_error": float(1 - np.mean(right_top1 & overlap)),
-            f"top{k}_error": float(1 - np.mean(right_topk & overlap))}
+    return {
+        "top1_error": float(1 - np.mean(right_top1 & overlap)),
+        f"top{k}_error": float(1 - np.mean(right_topk & overlap)),
+    }
 
 
 @dataclasses.dataclass
@@ -80,22 +84,33 @@ class LocalizationReport:
 
     def summary(self) -> dict:
         """The scalar results as a JSON-able dict."""
-        return {"mode": self.mode, "top1_error": self.top1_error, "top5_error": self.top5_error,
-                "mean_iou": self.mean_iou, "num_images": self.num_images, "class_source": self.class_source,
-                "scale": self.scale, "crop_size": self.crop_size}
+        return {
+            "mode": self.mode,
+            "top1_error": self.top1_error,
+            "top5_error": self.top5_error,
+            "mean_iou": self.mean_iou,
+            "num_images": self.num_images,
+            "class_source": self.class_source,
+            "scale": self.scale,
+            "crop_size": self.crop_size,
+        }
 
     def to_markdown(self) -> str:
         """A one-row table in the paper's style (errors in %)."""
-        return ("| mode | classes from | Q | top-1 loc. error (%) | top-5 loc. error (%) | mean IoU | images |\n"
-                "|---|---|---|---|---|---|---|\n"
-                f"| {self.mode.upper()} | {self.class_source} | {self.scale} | {100 * self.top1_error:.1f} | "
-                f"{100 * self.top5_error:.1f} | {self.mean_iou:.3f} | {self.num_images} |\n")
+        return (
+            "| mode | classes from | Q | top-1 loc. error (%) | top-5 loc. error (%) | mean IoU | images |\n"
+            "|---|---|---|---|---|---|---|\n"
+            f"| {self.mode.upper()} | {self.class_source} | {self.scale} | {100 * self.top1_error:.1f} | "
+            f"{100 * self.top5_error:.1f} | {self.mean_iou:.3f} | {self.num_images} |\n"
+        )
 
     def save(self, output_dir: str) -> dict[str, str]:
         """Writes ``localization.md`` and ``localization.json``; returns their paths."""
         os.makedirs(output_dir, exist_ok=True)
-        paths = {"markdown": os.path.join(output_dir, "localization.md"),
-                 "json": os.path.join(output_dir, "localization.json")}
+        paths = {
+            "markdown": os.path.join(output_dir, "localization.md"),
+            "json": os.path.join(output_dir, "localization.json"),
+        }
         with open(paths["markdown"], "w") as f:
             f.write(self.to_markdown())
         with open(paths["json"], "w") as f:
@@ -121,10 +136,20 @@ def _predicted_boxes(localizer, images, classes) -> tf.Tensor:
     return from_center_xywh(boxes)
 
 
-def evaluate_localization(localizer: keras.Model, source: Source, *, classifier: keras.Model | None = None,
-                          scale: int = 256, crop_size: int = 224, batch_size: int = 32, top_k: int = 5,
-                          preprocess: Callable | None = None, max_examples: int | None = None,
-                          output_dir: str | None = None, num_pictures: int = 8) -> LocalizationReport:
+def evaluate_localization(
+    localizer: keras.Model,
+    source: Source,
+    *,
+    classifier: keras.Model | None = None,
+    scale: int = 256,
+    crop_size: int = 224,
+    batch_size: int = 32,
+    top_k: int = 5,
+    preprocess: Callable | None = None,
+    max_examples: int | None = None,
+    output_dir: str | None = None,
+    num_pictures: int = 8,
+) -> LocalizationReport:
     """Top-1 / top-k localisation error on the central crop (the paper's first protocol).
 
     Each image's k guesses are the classifier's top-k classes, each with the localizer's
@@ -155,15 +180,20 @@ def evaluate_localization(localizer: keras.Model, source: Source, *, classifier:
     """
     mode = localizer_mode(localizer)
     top_k = min(top_k, source.num_classes)
-    dataset = box_eval_dataset(source, batch_size=batch_size, scale=scale, crop_size=crop_size,
-                               preprocess=preprocess, max_examples=max_examples)
+    dataset = box_eval_dataset(
+        source,
+        batch_size=batch_size,
+        scale=scale,
+        crop_size=crop_size,
+        preprocess=preprocess,
+        max_examples=max_examples,
+    )
     parts: dict[str, list] = {key: [] for key in ("true", "pred", "labels", "top", "ious", "pictures")}
     for batch in dataset:
         scores = _class_scores(classifier, batch["image"], batch["label"], source.num_classes)
         top = metrics.top_k_indices(scores, top_k)
         guesses = tf.concat([tf.constant(top, tf.int32), batch["label"][:, None]], axis=1)
-        boxes = crop_boxes_to_image(_predicted_boxes(localizer, batch["image"], guesses),
-                                    batch["window"][:, None])
+        boxes = crop_boxes_to_image(_predicted_boxes(localizer, batch["image"], guesses), batch["window"][:, None])
         parts["ious"].append(box_iou(boxes[:, -1], batch["bbox"]).numpy())
         parts["pred"].append(boxes[:, 0].numpy())
         parts["true"].append(batch["bbox"].numpy())
@@ -174,28 +204,45 @@ def evaluate_localization(localizer: keras.Model, source: Source, *, classifier:
         raise ValueError("source yielded no decodable images to evaluate.")
     errors = localization_errors(arrays["top"], arrays["labels"], arrays["ious"])
     report = LocalizationReport(
-        mode=mode, top1_error=errors["top1_error"], top5_error=errors[f"top{top_k}_error"],
-        num_images=len(arrays["labels"]), mean_iou=float(np.mean(arrays["ious"])),
-        class_source="ground truth" if classifier is None else "classifier", scale=scale, crop_size=crop_size,
-        true_boxes=arrays["true"], pred_boxes=arrays["pred"], labels=arrays["labels"],
-        top_classes=arrays["top"], ious=arrays["ious"])
+        mode=mode,
+        top1_error=errors["top1_error"],
+        top5_error=errors[f"top{top_k}_error"],
+        num_images=len(arrays["labels"]),
+        mean_iou=float(np.mean(arrays["ious"])),
+        class_source="ground truth" if classifier is None else "classifier",
+        scale=scale,
+        crop_size=crop_size,
+        true_boxes=arrays["true"],
+        pred_boxes=arrays["pred"],
+        labels=arrays["labels"],
+        top_classes=arrays["top"],
+        ious=arrays["ious"],
+    )
     if output_dir is not None:
         report.save(output_dir)
         pictures = _pictures(source, scale, min(num_pictures, report.num_images))
-        localization_figure(pictures, report.true_boxes, report.pred_boxes, report.labels,
-                            report.top_classes[:, 0], source.class_names,
-                            os.path.join(output_dir, "localization_boxes.png"))
+        localization_figure(
+            pictures,
+            report.true_boxes,
+            report.pred_boxes,
+            report.labels,
+            report.top_classes[:, 0],
+            source.class_names,
+            os.path.join(output_dir, "localization_boxes.png"),
+        )
     return report
 
 
 def _pictures(source: Source, scale: int, count: int) -> list[np.ndarray]:
     dataset = source.dataset.take(count).map(
-        lambda example: tf.saturate_cast(tf.round(pipeline_lib.decode_resize(example["image"], scale)), tf.uint8))
+        lambda example: tf.saturate_cast(tf.round(pipeline_lib.decode_resize(example["image"], scale)), tf.uint8)
+    )
     return [image.numpy() for image in dataset]
 
 
-def localization_figure(images: Sequence[np.ndarray], true_boxes, pred_boxes, labels, pred_classes,
-                        class_names: Sequence[str], path: str) -> str:
+def localization_figure(
+    images: Sequence[np.ndarray], true_boxes, pred_boxes, labels, pred_classes, class_names: Sequence[str], path: str
+) -> str:
     """Saves a PNG: each image with its true box (green) and predicted box (red, dashed).
 
     Args:
@@ -221,10 +268,14 @@ def localization_figure(images: Sequence[np.ndarray], true_boxes, pred_boxes, la
         height, width = image.shape[:2]
         for box, colour, style in ((true_boxes[i], "lime", "-"), (pred_boxes[i], "red", "--")):
             ymin, xmin, ymax, xmax = np.asarray(box) * [height, width, height, width]
-            axis.add_patch(Rectangle((xmin, ymin), xmax - xmin, ymax - ymin, fill=False,
-                                     edgecolor=colour, linestyle=style, linewidth=2))
-        axis.set_title(f"true {class_names[labels[i]]}\npred {class_names[pred_classes[i]]}, IoU {iou[i]:.2f}",
-                       fontsize=8)
+            axis.add_patch(
+                Rectangle(
+                    (xmin, ymin), xmax - xmin, ymax - ymin, fill=False, edgecolor=colour, linestyle=style, linewidth=2
+                )
+            )
+        axis.set_title(
+            f"true {class_names[labels[i]]}\npred {class_names[pred_classes[i]]}, IoU {iou[i]:.2f}", fontsize=8
+        )
         axis.axis("off")
     figure.tight_layout()
     return save_figure(figure, path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import keras
 
 from vgg_keras import models as models_lib
@@ -54,8 +53,9 @@ def _trunk(classifier: keras.Model) -> tuple[keras.Model, keras.KerasTensor, int
     return clone, clone.get_layer(description.predictions_layer).input, description.classes
 
 
-def build_localizer(classifier: keras.Model, mode: str = "scr", *, kernel_initializer="glorot_uniform",
-                    name: str | None = None) -> keras.Model:
+def build_localizer(
+    classifier: keras.Model, mode: str = "scr", *, kernel_initializer="glorot_uniform", name: str | None = None
+) -> keras.Model:
     """A localisation net: the classifier with its last layer replaced by a box regressor.
 
     Every layer up to fc2 (and its dropout) is a copy of the classifier's, weights
@@ -89,7 +89,7 @@ def build_localizer(classifier: keras.Model, mode: str = "scr", *, kernel_initia
 
 
 def localizer_mode(localizer: keras.Model) -> str:
-    """"scr" or "pcr", read from the localizer's output shape.
+    """The mode, "scr" or "pcr", read from the localizer's output shape.
 
     Args:
         localizer: A model from `build_localizer` (or one loaded from its saved file).
@@ -102,8 +102,10 @@ def localizer_mode(localizer: keras.Model) -> str:
     """
     shape = tuple(localizer.output_shape)
     if not any(layer.name == BOX_LAYER for layer in localizer.layers) or shape[-1] != 4:
-        raise ValueError(f"Model {localizer.name!r} is not a localizer (no {BOX_LAYER!r} layer with "
-                         f"4-coordinate boxes; output shape {shape}). Use build_localizer().")
+        raise ValueError(
+            f"Model {localizer.name!r} is not a localizer (no {BOX_LAYER!r} layer with "
+            f"4-coordinate boxes; output shape {shape}). Use build_localizer()."
+        )
     return "scr" if len(shape) == 2 else "pcr"
 
 

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
 
-from vgg_keras.training import optimization
 from vgg_keras.localization.heads import box_training_model, euclidean_loss, localizer_mode
+from vgg_keras.training import optimization
 
 
-def train_localizer(localizer: keras.Model, dataset: tf.data.Dataset, *, epochs: int = 1,
-                    steps_per_epoch: int | None = None, optimizer: keras.optimizers.Optimizer | None = None,
-                    learning_rate: float = 1e-3, weight_decay: float = 5e-4,
-                    validation_data: tf.data.Dataset | None = None,
-                    callbacks: Sequence[keras.callbacks.Callback] = (), verbose="auto") -> keras.callbacks.History:
+def train_localizer(
+    localizer: keras.Model,
+    dataset: tf.data.Dataset,
+    *,
+    epochs: int = 1,
+    steps_per_epoch: int | None = None,
+    optimizer: keras.optimizers.Optimizer | None = None,
+    learning_rate: float = 1e-3,
+    weight_decay: float = 5e-4,
+    validation_data: tf.data.Dataset | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose="auto",
+) -> keras.callbacks.History:
     """Fine-tunes all layers of a localizer with the Euclidean loss (`model.fit`).
 
     Args:
@@ -44,8 +52,17 @@ def train_localizer(localizer: keras.Model, dataset: tf.data.Dataset, *, epochs:
 
     optimization.apply_weight_decay(model, weight_decay)
     # The loss includes the weight penalty; the metric is the Euclidean loss alone.
-    model.compile(optimizer=optimizer or optimization.make_optimizer(learning_rate, momentum=0.9),
-                  loss=euclidean_loss, metrics=[euclidean_loss])
+    model.compile(
+        optimizer=optimizer or optimization.make_optimizer(learning_rate, momentum=0.9),
+        loss=euclidean_loss,
+        metrics=[euclidean_loss],
+    )
     validation = None if validation_data is None else validation_data.map(inputs)
-    return model.fit(dataset.map(inputs), epochs=epochs, steps_per_epoch=steps_per_epoch,
-                     validation_data=validation, callbacks=list(callbacks), verbose=verbose)
+    return model.fit(
+        dataset.map(inputs),
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=validation,
+        callbacks=list(callbacks),
+        verbose=verbose,
+    )

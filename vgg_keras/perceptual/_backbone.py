@@ -54,9 +54,7 @@ def resolve_layers(names: Sequence[str], arch: str, argument: str = "layers") ->
     for name in names:
         if name not in table and name not in by_keras:
             allowed = ", ".join(f"{relu} ({keras_name})" for relu, keras_name in table.items())
-            raise ValueError(
-                f"{argument} contains {name!r}, which is not a ReLU output of {arch}. Allowed: {allowed}."
-            )
+            raise ValueError(f"{argument} contains {name!r}, which is not a ReLU output of {arch}. Allowed: {allowed}.")
         resolved.append(table.get(name, name))
     if len(set(resolved)) != len(resolved):
         raise ValueError(f"{argument}={list(names)!r} names one layer twice.")
@@ -129,9 +127,7 @@ def _float32_policy():
         keras.mixed_precision.set_global_policy(previous)
 
 
-def feature_network(
-    arch: str, weights, layers: Sequence[str], *, width_multiplier: float = 1.0
-) -> keras.Model:
+def feature_network(arch: str, weights, layers: Sequence[str], *, width_multiplier: float = 1.0) -> keras.Model:
     """A frozen float32 VGG returning `{keras_layer_name: features}` for any input size.
 
     Args:

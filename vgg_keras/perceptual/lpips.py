@@ -121,7 +121,9 @@ def linear_weights_path(
     """
     if path is not None:
         if not os.path.isfile(path):
-            raise ValueError(f"linear_weights={path!r} is not a file; allowed: None or the path of {entry.file.filename}.")
+            raise ValueError(
+                f"linear_weights={path!r} is not a file; allowed: None or the path of {entry.file.filename}."
+            )
         return os.fspath(path)
     packaged = _lpips_package_file(entry)
     if packaged and _sha256(packaged) == entry.file.file_hash:  # another lpips release's file: not this one
@@ -150,7 +152,9 @@ def read_linear_weights(path: str) -> list[np.ndarray]:
         weight = state.get(key)
         if weight is None or weight.size != channels:
             found = ", ".join(f"{name} {tuple(v.shape)}" for name, v in state.items()) or "nothing"
-            raise ValueError(f"{path} is not an LPIPS VGG weights file: needs {key} of {channels} values; found {found}.")
+            raise ValueError(
+                f"{path} is not an LPIPS VGG weights file: needs {key} of {channels} values; found {found}."
+            )
         if (weight < 0).any():
             raise ValueError(f"{path}: {key} has negative values; LPIPS linear weights are non-negative.")
         values.append(np.asarray(weight, "float32").reshape(channels))
@@ -246,8 +250,10 @@ class LPIPS(keras.layers.Layer):
         x0, x1 = (x if hasattr(x, "shape") else np.asarray(x, "float32") for x in (x0, x1))
         _backbone.check_image_pair(x0, x1, ("x0", "x1"))
         if any(side is not None and side < MIN_SIDE for side in tuple(x0.shape)[1:3]):
-            raise ValueError(f"x0 and x1 have shape {tuple(x0.shape)}; allowed: sides of at least {MIN_SIDE} pixels "
-                             "(relu5_3 is 1/16 of the input).")
+            raise ValueError(
+                f"x0 and x1 have shape {tuple(x0.shape)}; allowed: sides of at least {MIN_SIDE} pixels "
+                "(relu5_3 is 1/16 of the input)."
+            )
         self._check_range(x0, "x0")
         self._check_range(x1, "x1")
         return super().__call__(x0, x1, **kwargs)
@@ -265,8 +271,12 @@ class LPIPS(keras.layers.Layer):
             f0, f1 = keras.ops.split(f, 2, axis=0)
             layer_map = keras.ops.sum(keras.ops.square(f0 - f1) * weight, axis=-1, keepdims=True)
             if self.spatial:
-                total = total + keras.ops.image.resize(layer_map, size, interpolation="bilinear", antialias=False,
-                                                       data_format="channels_last")[..., 0]
+                total = (
+                    total
+                    + keras.ops.image.resize(
+                        layer_map, size, interpolation="bilinear", antialias=False, data_format="channels_last"
+                    )[..., 0]
+                )
             else:
                 total = total + keras.ops.mean(layer_map, axis=(1, 2, 3))
         return total

@@ -61,8 +61,9 @@ def load_image(path: str, size: int | None = None) -> np.ndarray:
         raise ValueError(f"Cannot read the image {path!r}: {error}.") from error
     if size is not None:
         scale = size / max(image.size)
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                             Image.Resampling.BICUBIC)
+        image = image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BICUBIC
+        )
     return np.asarray(image, "float32")
 
 
@@ -168,9 +169,12 @@ def style_transfer(
         with tf.GradientTape() as tape:
             outputs = features(image)
             content_term = content_distance(outputs[content_name], content_target)[0]
-            style_term = tf.add_n([
-                style_distance(gram_matrix(outputs[name]), target)[0] for name, target in zip(style_names, style_targets)
-            ]) / len(style_names)
+            style_term = tf.add_n(
+                [
+                    style_distance(gram_matrix(outputs[name]), target)[0]
+                    for name, target in zip(style_names, style_targets)
+                ]
+            ) / len(style_names)
             tv_term = total_variation(image, "squared")[0]
             loss = content_weight * content_term + style_weight * style_term + tv_weight * tv_term
         optimizer.apply_gradients([(tape.gradient(loss, image), image)])

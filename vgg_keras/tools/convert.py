@@ -19,8 +19,8 @@ import numpy as np
 from vgg_keras import configs as configs_lib
 from vgg_keras import models as models_lib
 from vgg_keras import preprocessing as preprocessing_lib
-from vgg_keras.tools import reference
 from vgg_keras import weights as weights_lib
+from vgg_keras.tools import reference
 
 __all__ = ["ConversionResult", "convert_weights"]
 
@@ -71,8 +71,9 @@ def _torch_reference(path: str, arch: str, image: np.ndarray):
     fc1 = state["pre_logits.fc1.weight" if timm else "classifier.0.weight"]
     classes, fc_units = state["head.fc.weight" if timm else "classifier.6.weight"].shape
     pool = fc1.shape[-1] if timm else int(round((fc1.shape[1] / last) ** 0.5))
-    module = reference.torch_model(arch, width_multiplier=first / 64, fc_units=fc_units, classes=classes,
-                                   pool_size=pool, timm_head=timm)
+    module = reference.torch_model(
+        arch, width_multiplier=first / 64, fc_units=fc_units, classes=classes, pool_size=pool, timm_head=timm
+    )
     module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()}, strict=False)
     return "PyTorch (timm layout)" if timm else "PyTorch (torchvision layout)", reference.torch_forward(module, image)
 
@@ -84,7 +85,8 @@ def _keras_reference(path: str, arch: str, image: np.ndarray):
     model = builders[arch](weights=path, classifier_activation=None)  # in Keras' image data format
     image = _in_format(image, keras.config.image_data_format())
     return f"keras.applications.{arch.upper()}", keras.ops.convert_to_numpy(
-        model(preprocessing_lib.preprocess_input(image, mode="caffe"), training=False))
+        model(preprocessing_lib.preprocess_input(image, mode="caffe"), training=False)
+    )
 
 
 def _reference(path: str, arch: str, image: np.ndarray, full_size: bool):
@@ -130,8 +132,15 @@ def convert_weights(
     """
     name = configs_lib.canonical_name(*configs_lib.resolve_model_name(arch))
     mode = preprocessing or weights_lib.preprocessing_mode_for(source, name)
-    model = models_lib.build(name, weights=source, head=head, classifier_activation=classifier_activation,
-                             include_preprocessing=True, preprocessing=mode, **build_kwargs)
+    model = models_lib.build(
+        name,
+        weights=source,
+        head=head,
+        classifier_activation=classifier_activation,
+        include_preprocessing=True,
+        preprocessing=mode,
+        **build_kwargs,
+    )
     directory = os.path.dirname(os.path.abspath(output_prefix))
     os.makedirs(directory, exist_ok=True)
     weights_path = weights_lib.save_weights(model, f"{output_prefix}.weights.h5", preprocessing=mode)

@@ -9,7 +9,7 @@ apply torchvision's own normalisation.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -80,8 +80,12 @@ def torch_model(
                 self.head.fc = nn.Linear(fc_units, classes)
             else:
                 self.classifier = nn.Sequential(
-                    nn.Linear(channels * pool_size * pool_size, fc_units), nn.ReLU(True), nn.Dropout(),
-                    nn.Linear(fc_units, fc_units), nn.ReLU(True), nn.Dropout(),
+                    nn.Linear(channels * pool_size * pool_size, fc_units),
+                    nn.ReLU(True),
+                    nn.Dropout(),
+                    nn.Linear(fc_units, fc_units),
+                    nn.ReLU(True),
+                    nn.Dropout(),
                     nn.Linear(fc_units, classes),
                 )
 
@@ -152,7 +156,9 @@ def numpy_forward(state: Mapping[str, np.ndarray], arch: str, images: np.ndarray
             bn = conv.replace("_conv", "_bn")
             if bn in layout:
                 p = f"features.{layout[bn]}"
-                x = (x - state[f"{p}.running_mean"][:, None, None]) / np.sqrt(state[f"{p}.running_var"][:, None, None] + 1e-5)
+                x = (x - state[f"{p}.running_mean"][:, None, None]) / np.sqrt(
+                    state[f"{p}.running_var"][:, None, None] + 1e-5
+                )
                 x = x * state[f"{p}.weight"][:, None, None] + state[f"{p}.bias"][:, None, None]
             x = np.maximum(x, 0)
         x = _max_pool(x)

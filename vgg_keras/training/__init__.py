@@ -1,5 +1,6 @@
 """Training: the paper's protocol (section 3.1) with tf.distribute, resumable.
 
+Example:
     from vgg_keras import training
     config = training.base_config()          # or a file of recipes/configs/
     result = training.train(config, "runs/my_run")
@@ -13,8 +14,14 @@ import importlib
 _MODULE_NAMES = {
     "callbacks": ("BestCheckpoint", "CurvePlot", "NaNGuard", "ResumableBackup", "plot_history"),
     "config": ("base_config", "paper_config", "validate_config"),
-    "data": ("TrainingData", "arrays_training_data", "estimate_mean_rgb", "load_sources", "synthetic_training_data",
-             "training_data"),
+    "data": (
+        "TrainingData",
+        "arrays_training_data",
+        "estimate_mean_rgb",
+        "load_sources",
+        "synthetic_training_data",
+        "training_data",
+    ),
     "experiment": ("ExperimentResult", "run_experiment"),
     "finetune": (),
     "optimization": ("PlateauSchedule", "apply_weight_decay", "make_optimizer", "scaled_learning_rate"),

@@ -231,8 +231,9 @@ class ResumableBackup(keras.callbacks.Callback):
         try:
             model.load_weights(weights)
         except Exception as error:  # noqa: BLE001  (h5py raises OSError, KeyError, ValueError...)
-            logging.warning("Backup %s is unreadable (%s: %s); trying the previous one.",
-                            weights, type(error).__name__, error)
+            logging.warning(
+                "Backup %s is unreadable (%s: %s); trying the previous one.", weights, type(error).__name__, error
+            )
             return False
         return True
 
@@ -263,8 +264,7 @@ class ResumableBackup(keras.callbacks.Callback):
         self._load(model, fallback)
         self.saved_step = self._step()
         self.epochs_done = self.saved_step // self.steps_per_epoch
-        logging.warning("Backup state of step %d not found: resuming without the schedule's state.",
-                        self.saved_step)
+        logging.warning("Backup state of step %d not found: resuming without the schedule's state.", self.saved_step)
         return self.saved_step
 
     def _apply_state(self, state: dict) -> None:
@@ -288,8 +288,10 @@ class ResumableBackup(keras.callbacks.Callback):
         values, self._metric_sums = self._metric_sums, None
         variables = _metric_variables(self.model)
         if any(v.path not in values for v in variables):
-            logging.warning("The backup's metric sums do not fit this model; the resumed epoch's "
-                            "metrics average only its remaining steps.")
+            logging.warning(
+                "The backup's metric sums do not fit this model; the resumed epoch's "
+                "metrics average only its remaining steps."
+            )
             return
         for v in variables:
             v.assign_add(np.asarray(values[v.path], dtype=v.dtype))
@@ -477,7 +479,9 @@ def read_csv_history(path: str) -> dict[str, list[float]]:
         return {}
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    return {key: [float(row[key]) for row in rows if row.get(key) not in (None, "")] for key in (rows[0] if rows else {})}
+    return {
+        key: [float(row[key]) for row in rows if row.get(key) not in (None, "")] for key in (rows[0] if rows else {})
+    }
 
 
 def plot_history(history: dict[str, list[float]], path: str) -> str:
@@ -500,8 +504,11 @@ def plot_history(history: dict[str, list[float]], path: str) -> str:
     from vgg_keras._figures import save_figure  # pylint: disable=import-outside-toplevel
 
     epochs = [e + 1 for e in history.get("epoch", [])]
-    panels = (("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy")),
-              ("learning rate", ("learning_rate",)))
+    panels = (
+        ("loss", ("loss", "val_loss")),
+        ("accuracy", ("accuracy", "val_accuracy")),
+        ("learning rate", ("learning_rate",)),
+    )
     figure = Figure(figsize=(13, 3.6))
     axes = figure.subplots(1, 3)
     for axis, (title, keys) in zip(axes, panels):

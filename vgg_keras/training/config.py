@@ -152,8 +152,9 @@ def _row_name(arch: str, scale_min: int, scale_max: int) -> str:
     return f"{arch.lower().replace('-', '_')}_{scale}"
 
 
-def paper_config(arch: str, scale_min: int = 256, scale_max: int | None = None,
-                 runs_dir: str = "runs") -> ml_collections.ConfigDict:
+def paper_config(
+    arch: str, scale_min: int = 256, scale_max: int | None = None, runs_dir: str = "runs"
+) -> ml_collections.ConfigDict:
     """A row of Table 3: configuration `arch` trained at S (or S in [S_min, S_max]).
 
     Follows section 3.1: at S=256, A trains from random init and the deeper nets start from
@@ -278,7 +279,9 @@ def _check_training(config) -> None:
     _check_number(config, "training.backup_every_steps", 1, integer=True)
     _check_choice(config, "training.verbose", (0, 1, 2))
     if config.training.strategy == "tpu" and not config.training.tpu_address:
-        _fail("training.tpu_address", config.training.tpu_address, "the TPU's name or grpc:// address with strategy='tpu'")
+        _fail(
+            "training.tpu_address", config.training.tpu_address, "the TPU's name or grpc:// address with strategy='tpu'"
+        )
 
 
 def _check_after(config) -> None:
@@ -286,9 +289,13 @@ def _check_after(config) -> None:
         config.after.eval_scales = (config.data.eval_scale,)
     scales = config.after.eval_scales
     if not isinstance(scales, (tuple, list)) or not all(
-            isinstance(q, int) and not isinstance(q, bool) and q >= config.data.crop_size for q in scales):
-        _fail("after.eval_scales", scales, f"integers >= data.crop_size={config.data.crop_size}, or () for "
-              "(data.eval_scale,)")
+        isinstance(q, int) and not isinstance(q, bool) and q >= config.data.crop_size for q in scales
+    ):
+        _fail(
+            "after.eval_scales",
+            scales,
+            f"integers >= data.crop_size={config.data.crop_size}, or () for (data.eval_scale,)",
+        )
     _check_number(config, "after.eval_batch_size", 1, integer=True)
 
 

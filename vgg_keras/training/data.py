@@ -8,8 +8,14 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["TrainingData", "arrays_training_data", "estimate_mean_rgb", "load_sources", "synthetic_training_data",
-           "training_data"]
+__all__ = [
+    "TrainingData",
+    "arrays_training_data",
+    "estimate_mean_rgb",
+    "load_sources",
+    "synthetic_training_data",
+    "training_data",
+]
 
 
 @dataclasses.dataclass
@@ -62,8 +68,10 @@ def _get_source(config, split: str, input_context=None, file_seed: int | None = 
     except Exception as error:  # TFDS raises AssertionError, folders OSError, ...: one clear message
         hint = ""
         if config.data.name == "imagenet2012":
-            hint = (" imagenet2012 cannot be downloaded automatically: put ILSVRC2012_img_train.tar and "
-                    "ILSVRC2012_img_val.tar in config.data.manual_dir (or <data_dir>/downloads/manual).")
+            hint = (
+                " imagenet2012 cannot be downloaded automatically: put ILSVRC2012_img_train.tar and "
+                "ILSVRC2012_img_val.tar in config.data.manual_dir (or <data_dir>/downloads/manual)."
+            )
         raise FileNotFoundError(
             f"Dataset config.data.name={config.data.name!r} split={split!r} is not available "
             f"(data_dir={config.data.data_dir or 'TFDS default'!r}): {type(error).__name__}: {error}.{hint}"
@@ -150,18 +158,37 @@ def training_data(config, global_batch_size: int, sources=None) -> TrainingData:
         if sources is None and (input_context is not None or file_seed is not None):
             source = _get_source(config, d.train_split, input_context, file_seed)
         return data_lib.train_dataset(
-            source, batch_size=global_batch_size, crop_size=d.crop_size, scale=scale, flip=d.flip,
-            color_shift_std=d.color_shift_std, shuffle_buffer=d.shuffle_buffer, seed=seed,
+            source,
+            batch_size=global_batch_size,
+            crop_size=d.crop_size,
+            scale=scale,
+            flip=d.flip,
+            color_shift_std=d.color_shift_std,
+            shuffle_buffer=d.shuffle_buffer,
+            seed=seed,
             input_context=input_context,
         )
 
     def eval_fn(input_context):
-        return data_lib.eval_dataset(eval_source, batch_size=global_batch_size, scale=d.eval_scale,
-                                     crop_size=d.crop_size, input_context=input_context)
+        return data_lib.eval_dataset(
+            eval_source,
+            batch_size=global_batch_size,
+            scale=d.eval_scale,
+            crop_size=d.crop_size,
+            input_context=input_context,
+        )
 
-    return TrainingData(train_fn, eval_fn, train_source.num_classes, tuple(train_source.class_names),
-                        train_source.num_examples, tuple(d.mean_rgb) or None, eval_source, train_source,
-                        eval_source.num_examples)
+    return TrainingData(
+        train_fn,
+        eval_fn,
+        train_source.num_classes,
+        tuple(train_source.class_names),
+        train_source.num_examples,
+        tuple(d.mean_rgb) or None,
+        eval_source,
+        train_source,
+        eval_source.num_examples,
+    )
 
 
 def _synthetic_arrays(num_classes: int, image_size: int, num_examples: int, seed: int):
@@ -174,12 +201,13 @@ def _synthetic_arrays(num_classes: int, image_size: int, num_examples: int, seed
         angle = 2 * np.pi * label / num_classes
         y = int((image_size - side) / 2 * (1 + 0.8 * np.sin(angle)))
         x = int((image_size - side) / 2 * (1 + 0.8 * np.cos(angle)))
-        images[index, y:y + side, x:x + side] = 255.0
+        images[index, y : y + side, x : x + side] = 255.0
     return images, labels.astype("int32")
 
 
-def arrays_training_data(train: tuple, evaluation: tuple, batch_size: int, class_names,
-                         mean_rgb=(127.5, 127.5, 127.5)) -> TrainingData:
+def arrays_training_data(
+    train: tuple, evaluation: tuple, batch_size: int, class_names, mean_rgb=(127.5, 127.5, 127.5)
+) -> TrainingData:
     """In-memory images and labels as `TrainingData` (no files, no decoding, no augmentation).
 
     Args:
@@ -213,12 +241,14 @@ def arrays_training_data(train: tuple, evaluation: tuple, batch_size: int, class
         return dataset.batch(batch).prefetch(2)
 
     names = tuple(class_names)
-    return TrainingData(train_fn, eval_fn, len(names), names, len(train_labels), tuple(mean_rgb),
-                        num_eval_examples=len(eval_labels))
+    return TrainingData(
+        train_fn, eval_fn, len(names), names, len(train_labels), tuple(mean_rgb), num_eval_examples=len(eval_labels)
+    )
 
 
-def synthetic_training_data(num_classes: int = 4, image_size: int = 32, num_train: int = 256,
-                            num_eval: int = 64, batch_size: int = 16) -> TrainingData:
+def synthetic_training_data(
+    num_classes: int = 4, image_size: int = 32, num_train: int = 256, num_eval: int = 64, batch_size: int = 16
+) -> TrainingData:
     """A tiny in-memory classification task for tests and benchmarks (no files, no decoding).
 
     Args:
@@ -231,6 +261,9 @@ def synthetic_training_data(num_classes: int = 4, image_size: int = 32, num_trai
     Returns:
         A `TrainingData` (see `arrays_training_data`).
     """
-    return arrays_training_data(_synthetic_arrays(num_classes, image_size, num_train, seed=1),
-                                _synthetic_arrays(num_classes, image_size, num_eval, seed=2),
-                                batch_size, tuple(f"class_{i}" for i in range(num_classes)))
+    return arrays_training_data(
+        _synthetic_arrays(num_classes, image_size, num_train, seed=1),
+        _synthetic_arrays(num_classes, image_size, num_eval, seed=2),
+        batch_size,
+        tuple(f"class_{i}" for i in range(num_classes)),
+    )

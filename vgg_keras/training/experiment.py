@@ -45,15 +45,24 @@ class ExperimentResult:
     def summary(self) -> str:
         """A human-readable list of results and output paths."""
         paths = self.train.paths
-        lines = [f"Trained {self.train.steps} steps; workdir {paths.workdir}:",
-                 f"  resolved config  {paths.config}", f"  metrics (CSV)    {paths.csv}",
-                 f"  curves (PNG)     {paths.plot}", f"  best checkpoint  {paths.best}",
-                 f"  final model      {paths.final}", f"  backup (resume)  {paths.backup}"]
+        lines = [
+            f"Trained {self.train.steps} steps; workdir {paths.workdir}:",
+            f"  resolved config  {paths.config}",
+            f"  metrics (CSV)    {paths.csv}",
+            f"  curves (PNG)     {paths.plot}",
+            f"  best checkpoint  {paths.best}",
+            f"  final model      {paths.final}",
+            f"  backup (resume)  {paths.backup}",
+        ]
         if os.path.isdir(paths.tensorboard):
             lines.append(f"  TensorBoard      {paths.tensorboard}")
         if self.report is not None:
-            lines += ["", "Evaluation (validation split):", self.report.to_markdown(),
-                      f"  written to {os.path.join(paths.workdir, 'eval')}"]
+            lines += [
+                "",
+                "Evaluation (validation split):",
+                self.report.to_markdown(),
+                f"  written to {os.path.join(paths.workdir, 'eval')}",
+            ]
         if self.export_dir:
             lines += ["", f"SavedModel for TF Serving: {self.export_dir}"]
         lines += ["", "Wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())]
@@ -99,9 +108,16 @@ def evaluate_run(result: trainer.TrainResult, config: ml_collections.ConfigDict)
     train_scale = d.scale_min if d.scale_min == d.scale_max else (d.scale_min, d.scale_max)
     with _staged_directory(os.path.join(result.paths.workdir, "eval")) as output_dir:
         return evaluation.evaluate(
-            result.model, result.data.eval_source, methods=tuple(a.eval_methods), scales=tuple(a.eval_scales),
-            crop_size=d.crop_size, batch_size=a.eval_batch_size, output_dir=output_dir,
-            model_names=[config.experiment], train_scale=train_scale, progress=config.training.verbose == 1,
+            result.model,
+            result.data.eval_source,
+            methods=tuple(a.eval_methods),
+            scales=tuple(a.eval_scales),
+            crop_size=d.crop_size,
+            batch_size=a.eval_batch_size,
+            output_dir=output_dir,
+            model_names=[config.experiment],
+            train_scale=train_scale,
+            progress=config.training.verbose == 1,
         )
 
 
@@ -119,8 +135,13 @@ def export_run(result: trainer.TrainResult, config: ml_collections.ConfigDict) -
 
     root = config.after.export_root or os.path.join(result.paths.workdir, "savedmodels")
     return export.export_saved_model(
-        result.model, root, model_name=config.experiment, mode="center", image_size=config.data.crop_size,
-        resize_size=config.data.eval_scale, class_names=list(result.data.class_names),
+        result.model,
+        root,
+        model_name=config.experiment,
+        mode="center",
+        image_size=config.data.crop_size,
+        resize_size=config.data.eval_scale,
+        class_names=list(result.data.class_names),
     )
 
 

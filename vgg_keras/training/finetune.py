@@ -55,8 +55,8 @@ from vgg_keras import weights as weights_lib
 from vgg_keras.data import sources as sources_lib
 from vgg_keras.training import data as data_lib
 from vgg_keras.training import experiment, trainer
-from vgg_keras.training import strategy as strategy_lib
 from vgg_keras.training import finetune_config as finetune_config_lib
+from vgg_keras.training import strategy as strategy_lib
 from vgg_keras.training.finetune_config import (
     AUGMENTATIONS,
     BLOCKS,
@@ -124,8 +124,10 @@ def _resolved_config(config: ml_collections.ConfigDict) -> ml_collections.Config
 
 
 def _source_error(config, error: Exception) -> ValueError:
-    return ValueError(f"config.finetune.source={config.finetune.source!r} (config.model.arch="
-                      f"{config.model.arch!r}) cannot be loaded: {error}")
+    return ValueError(
+        f"config.finetune.source={config.finetune.source!r} (config.model.arch="
+        f"{config.model.arch!r}) cannot be loaded: {error}"
+    )
 
 
 def load_source_model(config: ml_collections.ConfigDict) -> keras.Model:
@@ -148,19 +150,29 @@ def load_source_model(config: ml_collections.ConfigDict) -> keras.Model:
     source = f.source
     if source.endswith(".keras"):
         if not os.path.exists(source):
-            raise FileNotFoundError(f"config.finetune.source={source!r} does not exist; allowed: a .keras model "
-                                    "(e.g. a workdir's best.keras), a weights file or a tag.")
+            raise FileNotFoundError(
+                f"config.finetune.source={source!r} does not exist; allowed: a .keras model "
+                "(e.g. a workdir's best.keras), a weights file or a tag."
+            )
         return keras.models.load_model(source, compile=False)
     if not (weights_lib.is_pretrained_tag(source) or os.path.exists(source)):
-        raise ValueError(f"config.finetune.source={source!r} is neither a published weights tag nor an existing "
-                         f"file; allowed: one of {weights_lib.TAGS}, a weights file or a .keras model.")
+        raise ValueError(
+            f"config.finetune.source={source!r} is neither a published weights tag nor an existing "
+            f"file; allowed: one of {weights_lib.TAGS}, a weights file or a .keras model."
+        )
     include_top = f.head != "pooled"
     side = None if include_top else config.data.crop_size
     try:
         return models.build(
-            m.arch, batch_norm=m.batch_norm or None, weights=source, include_top=include_top,
-            input_shape=None if include_top else (side, side, 3), width_multiplier=m.width_multiplier,
-            fc_units=m.fc_units, dropout=m.dropout, include_preprocessing=True,
+            m.arch,
+            batch_norm=m.batch_norm or None,
+            weights=source,
+            include_top=include_top,
+            input_shape=None if include_top else (side, side, 3),
+            width_multiplier=m.width_multiplier,
+            fc_units=m.fc_units,
+            dropout=m.dropout,
+            include_preprocessing=True,
             preprocessing=f.preprocessing or None,
             base_size=224 if weights_lib.is_pretrained_tag(source) else config.data.crop_size,
         )
@@ -172,16 +184,22 @@ def _check_head(source: models.ModelDescription, name: str, head: str, num_class
     """Checks that the source model `name` (described by `source`) fits `head` and the data."""
     needs = source.head if head == models.PREDICTIONS_LAYER else source.predictions_layer
     if head != "pooled" and needs is None:
-        raise ValueError(f"config.finetune.head={head!r} needs a source with its classifier (fc1 ... predictions); "
-                         f"model {name!r} has none. Allowed: head='pooled'.")
+        raise ValueError(
+            f"config.finetune.head={head!r} needs a source with its classifier (fc1 ... predictions); "
+            f"model {name!r} has none. Allowed: head='pooled'."
+        )
     if head == "keep" and source.classes != num_classes:
-        raise ValueError(f"config.finetune.head='keep' keeps the source's {source.classes}-class classifier, "
-                         f"but the data has {num_classes} classes; allowed: data with {source.classes} "
-                         "classes, or head='predictions' / 'pooled' for a new classifier.")
+        raise ValueError(
+            f"config.finetune.head='keep' keeps the source's {source.classes}-class classifier, "
+            f"but the data has {num_classes} classes; allowed: data with {source.classes} "
+            "classes, or head='predictions' / 'pooled' for a new classifier."
+        )
     side = source.input_shape[0]
     if head != "pooled" and source.head == "dense" and side != crop_size:
-        raise ValueError(f"config.data.crop_size={crop_size} with config.finetune.head={head!r}: the source's dense "
-                         f"fc1 takes {side} px inputs; allowed: crop_size={side}, or head='pooled' for any size.")
+        raise ValueError(
+            f"config.data.crop_size={crop_size} with config.finetune.head={head!r}: the source's dense "
+            f"fc1 takes {side} px inputs; allowed: crop_size={side}, or head='pooled' for any size."
+        )
 
 
 def _kept(source: models.ModelDescription, head: str):
@@ -194,9 +212,16 @@ def _kept(source: models.ModelDescription, head: str):
     return None  # "keep": all
 
 
-def finetune_model(source: keras.Model, num_classes: int, *, head: str = models.PREDICTIONS_LAYER,
-                   crop_size: int | None = None, precision: str = "float32", head_dropout: float = 0.5,
-                   preprocessing: str = "") -> keras.Model:
+def finetune_model(
+    source: keras.Model,
+    num_classes: int,
+    *,
+    head: str = models.PREDICTIONS_LAYER,
+    crop_size: int | None = None,
+    precision: str = "float32",
+    head_dropout: float = 0.5,
+    preprocessing: str = "",
+) -> keras.Model:
     """The source's layers (weights copied) with a classifier for `num_classes` classes.
 
     Every layer is cloned under the `precision` dtype policy (the classifier's last layers
@@ -226,17 +251,24 @@ def finetune_model(source: keras.Model, num_classes: int, *, head: str = models.
     if description.preprocessing_layer is None:
         if not preprocessing:
             modes = list(preprocessing_lib.PREPROCESSING_MODES)
-            raise ValueError(f"config.finetune.preprocessing='' but model {source.name!r} has no preprocessing layer; "
-                             f"allowed: the mode its weights expect, one of {modes}.")
+            raise ValueError(
+                f"config.finetune.preprocessing='' but model {source.name!r} has no preprocessing layer; "
+                f"allowed: the mode its weights expect, one of {modes}."
+            )
         before = preprocessing_lib.preprocessing_layer(preprocessing, dtype=precision)
     channels = source.input_shape[-1]
     inputs, x, pairs = surgery.rebuild_chain(
-        source, input_shape=(crop_size, crop_size, channels), keep=_kept(description, head), before=before,
-        clone=lambda layer: surgery.clone_layer(layer, dtype=precision))
+        source,
+        input_shape=(crop_size, crop_size, channels),
+        keep=_kept(description, head),
+        before=before,
+        clone=lambda layer: surgery.clone_layer(layer, dtype=precision),
+    )
     if head != "keep":
         kind = "pooled" if head == "pooled" else description.head
-        for layer in models.classifier_layers(num_classes, kind, dropout=head_dropout if kind == "pooled" else 0.0,
-                                              data_format=description.data_format):
+        for layer in models.classifier_layers(
+            num_classes, kind, dropout=head_dropout if kind == "pooled" else 0.0, data_format=description.data_format
+        ):
             x = layer(x)
     model = keras.Model(inputs, x, name=source.name)
     surgery.copy_weights(pairs)
@@ -270,8 +302,10 @@ def set_trainable(model: keras.Model, unfreeze=()) -> list[str]:
     explicit = tokens != BLOCKS  # "all" may include groups a pooled head does not have
     missing = [t for t in tokens if t not in present] if explicit else []
     if missing:
-        raise ValueError(f"Invalid config.finetune.unfreeze={','.join(tokens)!r}: {missing} name no layer of model "
-                         f"{model.name!r}; allowed: {sorted(g for g in present if g in BLOCKS)} or 'all'.")
+        raise ValueError(
+            f"Invalid config.finetune.unfreeze={','.join(tokens)!r}: {missing} name no layer of model "
+            f"{model.name!r}; allowed: {sorted(g for g in present if g in BLOCKS)} or 'all'."
+        )
     for layer in model.layers:
         group = layer_group(layer.name)
         batch_norm = isinstance(layer, keras.layers.BatchNormalization)
@@ -288,11 +322,15 @@ def _listed(root: str, argument: str):
     counts = np.bincount(labels, minlength=len(names))
     empty = [names[i] for i in np.flatnonzero(counts == 0)]
     if empty:
-        raise ValueError(f"{argument}: class folders {empty} of {root!r} hold no images "
-                         f"({', '.join(sources_lib.IMAGE_EXTENSIONS)}); allowed: at least one image per class.")
+        raise ValueError(
+            f"{argument}: class folders {empty} of {root!r} hold no images "
+            f"({', '.join(sources_lib.IMAGE_EXTENSIONS)}); allowed: at least one image per class."
+        )
     if len(names) < 2:
-        raise ValueError(f"{argument}: {root!r} has {len(names)} class folder ({list(names)}); allowed: two or more "
-                         "class sub-folders (root/<class>/<image>).")
+        raise ValueError(
+            f"{argument}: {root!r} has {len(names)} class folder ({list(names)}); allowed: two or more "
+            "class sub-folders (root/<class>/<image>)."
+        )
     return paths, labels, names
 
 
@@ -304,16 +342,24 @@ def _carve(paths, labels, num_classes: int, fraction: float, seed: int, argument
         members = np.flatnonzero(labels == label)
         count = max(1, round(fraction * len(members)))
         if count >= len(members):
-            raise ValueError(f"{argument}: class {label} has {len(members)} image(s), too few to hold out a validation "
-                             "image; allowed: at least 2 images per class, or a validation folder.")
+            raise ValueError(
+                f"{argument}: class {label} has {len(members)} image(s), too few to hold out a validation "
+                "image; allowed: at least 2 images per class, or a validation folder."
+            )
         order = np.random.default_rng([seed, label]).permutation(members)
         held_out += sorted(order[:count].tolist())
         train += sorted(order[count:].tolist())
     return train, held_out
 
 
-def folder_sources(root: str, train_split: str = "train", eval_split: str = "validation",
-                   validation_fraction: float = 0.2, seed: int = 0, argument: str = "config.data.name"):
+def folder_sources(
+    root: str,
+    train_split: str = "train",
+    eval_split: str = "validation",
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+    argument: str = "config.data.name",
+):
     """The training and validation `Source`s of an image folder, with their training labels.
 
     Args:
@@ -333,8 +379,10 @@ def folder_sources(root: str, train_split: str = "train", eval_split: str = "val
             small to hold out from, or validation classes that differ from the training ones.
     """
     if not tf.io.gfile.isdir(root):
-        raise ValueError(f"{argument}: {root!r} is not a directory; allowed: 'folder:' + a folder of class "
-                         "sub-folders (root/<class>/<image>), or of train/validation folders of them.")
+        raise ValueError(
+            f"{argument}: {root!r} is not a directory; allowed: 'folder:' + a folder of class "
+            "sub-folders (root/<class>/<image>), or of train/validation folders of them."
+        )
     split_root = os.path.join(root, train_split)
     train_root = split_root if tf.io.gfile.isdir(split_root) else root
     paths, labels, names = _listed(train_root, argument)
@@ -342,14 +390,19 @@ def folder_sources(root: str, train_split: str = "train", eval_split: str = "val
     if tf.io.gfile.isdir(eval_root) and train_root != root:
         eval_paths, eval_labels, eval_names = _listed(eval_root, argument)
         if eval_names != names:
-            raise ValueError(f"{argument}: the class folders of {eval_root!r} {list(eval_names)} differ from those of "
-                             f"{train_root!r} {list(names)}; allowed: the same classes in both.")
+            raise ValueError(
+                f"{argument}: the class folders of {eval_root!r} {list(eval_names)} differ from those of "
+                f"{train_root!r} {list(names)}; allowed: the same classes in both."
+            )
     else:
         train, held_out = _carve(paths, labels, len(names), validation_fraction, seed, argument)
         eval_paths, eval_labels = [paths[i] for i in held_out], [labels[i] for i in held_out]
         paths, labels = [paths[i] for i in train], [labels[i] for i in train]
-    return (sources_lib.files_source(paths, labels, names), sources_lib.files_source(eval_paths, eval_labels, names),
-            np.asarray(labels))
+    return (
+        sources_lib.files_source(paths, labels, names),
+        sources_lib.files_source(eval_paths, eval_labels, names),
+        np.asarray(labels),
+    )
 
 
 def class_weights(labels, num_classes: int) -> np.ndarray:
@@ -390,8 +443,9 @@ def finetune_data(config: ml_collections.ConfigDict) -> data_lib.TrainingData:
     d, f = config.data, config.finetune
     sources, labels = None, None
     if d.name.startswith("folder:"):
-        *sources, labels = folder_sources(d.name[len("folder:"):], d.train_split, d.eval_split,
-                                          f.validation_fraction, f.validation_seed)
+        *sources, labels = folder_sources(
+            d.name[len("folder:") :], d.train_split, d.eval_split, f.validation_fraction, f.validation_seed
+        )
     data = data_lib.training_data(config, config.training.batch_size, sources=sources)
     if data.num_classes < 2:
         raise ValueError(f"config.data.name={d.name!r} has {data.num_classes} class; allowed: two or more classes.")
@@ -450,16 +504,26 @@ def _check_same_finetune(path: str, config) -> None:
         return
     with open(path, encoding="utf-8") as handle:
         previous = json.load(handle).get("finetune", {})
-    changed = [f"finetune.{key}: {previous.get(key)!r} -> {value!r}" for key, value in config.finetune.items()
-               if key in previous and previous[key] != value and key != "phase2_epochs"]
+    changed = [
+        f"finetune.{key}: {previous.get(key)!r} -> {value!r}"
+        for key, value in config.finetune.items()
+        if key in previous and previous[key] != value and key != "phase2_epochs"
+    ]
     if changed:
-        raise ValueError(f"The workdir {os.path.dirname(os.path.dirname(path))!r} holds a fine-tuning with a different "
-                         f"config ({'; '.join(changed)}); use a new --workdir or restore those values.")
+        raise ValueError(
+            f"The workdir {os.path.dirname(os.path.dirname(path))!r} holds a fine-tuning with a different "
+            f"config ({'; '.join(changed)}); use a new --workdir or restore those values."
+        )
 
 
-def finetune_with_data(config: ml_collections.ConfigDict, workdir: str, data: data_lib.TrainingData,
-                       source_fn, strategy: tf.distribute.Strategy | None = None,
-                       callbacks=()) -> list[trainer.TrainResult]:
+def finetune_with_data(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    data: data_lib.TrainingData,
+    source_fn,
+    strategy: tf.distribute.Strategy | None = None,
+    callbacks=(),
+) -> list[trainer.TrainResult]:
     """Both phases of fine-tuning with the datasets given, each resumable in its own workdir.
 
     Args:
@@ -481,24 +545,42 @@ def finetune_with_data(config: ml_collections.ConfigDict, workdir: str, data: da
     loss, results = _loss(config), []
 
     def phase1_model():
-        model = finetune_model(source_fn(), data.num_classes, head=f.head, crop_size=config.data.crop_size,
-                               precision=config.training.precision, head_dropout=f.head_dropout,
-                               preprocessing=f.preprocessing)
+        model = finetune_model(
+            source_fn(),
+            data.num_classes,
+            head=f.head,
+            crop_size=config.data.crop_size,
+            precision=config.training.precision,
+            head_dropout=f.head_dropout,
+            preprocessing=f.preprocessing,
+        )
         set_trainable(model, ())
         return model
 
     def phase2_model():
         # A fresh copy of phase 1's model (every worker holds it: nothing to read from the chief's disk).
-        model = finetune_model(results[-1].model, data.num_classes, head="keep",
-                               precision=config.training.precision) if results else phase1_model()
+        model = (
+            finetune_model(results[-1].model, data.num_classes, head="keep", precision=config.training.precision)
+            if results
+            else phase1_model()
+        )
         set_trainable(model, f.unfreeze)
         return model
 
     for phase, model_fn in ((1, phase1_model), (2, phase2_model)):
         phase_config = _phase_config(config, phase)
         if phase_config.training.epochs:
-            results.append(trainer.train_with_data(phase_config, os.path.join(workdir, f"phase{phase}"), data,
-                                                   strategy, callbacks, model_fn=model_fn, loss=loss))
+            results.append(
+                trainer.train_with_data(
+                    phase_config,
+                    os.path.join(workdir, f"phase{phase}"),
+                    data,
+                    strategy,
+                    callbacks,
+                    model_fn=model_fn,
+                    loss=loss,
+                )
+            )
     return results
 
 
@@ -530,11 +612,17 @@ class FinetuneResult:
         lines = []
         for index, result in enumerate(self.phases, start=1):
             accuracy = max(result.history.get("val_accuracy", [float("nan")]))
-            lines.append(f"Phase {index}: {result.steps} steps, best val_accuracy {accuracy:.4f}; "
-                         f"workdir {result.paths.workdir} (best.keras, model.keras, metrics.csv, curves.png)")
+            lines.append(
+                f"Phase {index}: {result.steps} steps, best val_accuracy {accuracy:.4f}; "
+                f"workdir {result.paths.workdir} (best.keras, model.keras, metrics.csv, curves.png)"
+            )
         if self.report is not None:
-            lines += ["", "Evaluation (validation data):", self.report.to_markdown(),
-                      f"  confusion matrix {self.confusion_png}"]
+            lines += [
+                "",
+                "Evaluation (validation data):",
+                self.report.to_markdown(),
+                f"  confusion matrix {self.confusion_png}",
+            ]
         if self.export_dir:
             lines += ["", f"SavedModel for TF Serving: {self.export_dir}"]
         lines += ["", "Wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())]

@@ -35,21 +35,23 @@ def finetune_config() -> ml_collections.ConfigDict:
     config.data.shuffle_buffer = 2000
     config.training.batch_size = 32
     config.optimizer.plateau_patience = 3
-    config.finetune = ml_collections.ConfigDict({
-        "source": "imagenet",
-        "head": HEADS[0],
-        "preprocessing": "",  # only for a .keras source without a preprocessing layer
-        "head_dropout": 0.5,  # head="pooled": dropout before the new soft-max layer
-        "phase1_epochs": 5,
-        "phase2_epochs": 5,  # 0: phase 1 only
-        "phase2_lr_factor": 0.1,  # keras.io: 10-100x lower in phase 2
-        "unfreeze": "block5,fc",  # comma-separated BLOCKS, or "all"
-        "class_weights": False,  # weight classes by N / (classes * count): imbalanced folders
-        "label_smoothing": 0.0,
-        "augmentation": "paper",  # "paper": scale jitter + flip + colour shift; "light": flip only
-        "validation_fraction": 0.2,  # held out of an image folder without a validation folder
-        "validation_seed": 0,
-    })
+    config.finetune = ml_collections.ConfigDict(
+        {
+            "source": "imagenet",
+            "head": HEADS[0],
+            "preprocessing": "",  # only for a .keras source without a preprocessing layer
+            "head_dropout": 0.5,  # head="pooled": dropout before the new soft-max layer
+            "phase1_epochs": 5,
+            "phase2_epochs": 5,  # 0: phase 1 only
+            "phase2_lr_factor": 0.1,  # keras.io: 10-100x lower in phase 2
+            "unfreeze": "block5,fc",  # comma-separated BLOCKS, or "all"
+            "class_weights": False,  # weight classes by N / (classes * count): imbalanced folders
+            "label_smoothing": 0.0,
+            "augmentation": "paper",  # "paper": scale jitter + flip + colour shift; "light": flip only
+            "validation_fraction": 0.2,  # held out of an image folder without a validation folder
+            "validation_seed": 0,
+        }
+    )
     config.after.evaluate = True
     config.after.export = True
     return config
@@ -94,6 +96,7 @@ def _check_range(field: str, low, high, integer=False, open_low=False, open_high
         if isinstance(value, bool) or not isinstance(value, kind) or below or above:
             left, right = "(" if open_low else "[", ")" if open_high else "]"
             invalid(field, value, f"{'an integer' if integer else 'a number'} in {left}{low}, {high}{right}")
+
     return check
 
 
@@ -125,8 +128,9 @@ def check_finetune_config(config: ml_collections.ConfigDict) -> ml_collections.C
     """
     config_lib.validate_config(config)
     if "finetune" not in config:
-        raise ValueError("config lacks the section 'finetune'; start from "
-                         "vgg_keras.training.finetune.finetune_config().")
+        raise ValueError(
+            "config lacks the section 'finetune'; start from vgg_keras.training.finetune.finetune_config()."
+        )
     f = config.finetune
     for field, allowed in (("head", HEADS), ("augmentation", AUGMENTATIONS)):
         if f[field] not in allowed:

@@ -27,8 +27,9 @@ __all__ = [
 ]
 
 
-def scaled_learning_rate(learning_rate: float, global_batch_size: int, base_batch_size: int = 256,
-                         scale: bool = True) -> float:
+def scaled_learning_rate(
+    learning_rate: float, global_batch_size: int, base_batch_size: int = 256, scale: bool = True
+) -> float:
     """The linear scaling rule: lr grows with the global batch (Goyal et al., 2017).
 
     The paper used lr 1e-2 at batch 256; with batch 64 the same per-example step is 2.5e-3.
@@ -86,8 +87,13 @@ def apply_weight_decay(model: keras.Model, weight_decay: float) -> int:
     return count
 
 
-def make_optimizer(learning_rate: float, momentum: float = 0.9, weight_decay: float = 5e-4,
-                   weight_decay_mode: str = "l2", loss_scale: bool = False) -> keras.optimizers.Optimizer:
+def make_optimizer(
+    learning_rate: float,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    weight_decay_mode: str = "l2",
+    loss_scale: bool = False,
+) -> keras.optimizers.Optimizer:
     """SGD with momentum; decoupled weight decay when asked (see the module docstring).
 
     Args:
@@ -135,8 +141,15 @@ class PlateauSchedule(keras.callbacks.Callback):
         mode: "max", "min" or "auto" (max for accuracy-like names).
     """
 
-    def __init__(self, monitor: str = "val_accuracy", factor: float = 0.1, patience: int = 2,
-                 min_delta: float = 1e-3, max_reductions: int = 3, mode: str = "auto"):
+    def __init__(
+        self,
+        monitor: str = "val_accuracy",
+        factor: float = 0.1,
+        patience: int = 2,
+        min_delta: float = 1e-3,
+        max_reductions: int = 3,
+        mode: str = "auto",
+    ):
         super().__init__()
         if not 0 < factor < 1:
             raise ValueError(f"factor={factor!r}; allowed: a number in (0, 1).")

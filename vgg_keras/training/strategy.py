@@ -1,5 +1,8 @@
-"""`tf.distribute` for training: the strategy factory, the worker's role, logical CPU devices,
-validation padded to whole global batches and synchronized BatchNorm."""
+"""`tf.distribute` for training.
+
+The strategy factory, the worker's role, logical CPU devices, validation padded to whole global batches and
+synchronized BatchNorm.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,13 @@ from vgg_keras import surgery
 from vgg_keras.training.config import STRATEGIES
 
 __all__ = [
-    "even_eval_fn", "is_chief", "is_distributed", "make_strategy", "split_cpu", "synchronized_batch_norm", "task_name",
+    "even_eval_fn",
+    "is_chief",
+    "is_distributed",
+    "make_strategy",
+    "split_cpu",
+    "synchronized_batch_norm",
+    "task_name",
 ]
 
 
@@ -68,8 +77,9 @@ def split_cpu(num_devices: int) -> None:
     try:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
     except RuntimeError as error:
-        raise RuntimeError(f"cpu_devices={num_devices} must be set before TensorFlow runs anything "
-                           f"(call split_cpu first): {error}") from error
+        raise RuntimeError(
+            f"cpu_devices={num_devices} must be set before TensorFlow runs anything (call split_cpu first): {error}"
+        ) from error
 
 
 def make_strategy(name: str = "auto", tpu_address: str | None = None) -> tf.distribute.Strategy:
@@ -77,7 +87,8 @@ def make_strategy(name: str = "auto", tpu_address: str | None = None) -> tf.dist
 
     Args:
         name: "auto" (MirroredStrategy when several GPUs, or several logical CPUs from
-            `split_cpu`, are visible, else the default strategy), "default" (one device), "mirrored" (all local GPUs; without GPUs every logical CPU device),
+            `split_cpu`, are visible, else the default strategy), "default" (one device), "mirrored" (all local GPUs;
+            without GPUs every logical CPU device),
             "multi_worker" (MultiWorkerMirroredStrategy from `TF_CONFIG`: several machines)
             or "tpu".
         tpu_address: The TPU name or `grpc://` address, for "tpu".
@@ -109,7 +120,7 @@ def _task(strategy: tf.distribute.Strategy):
 
 
 def task_name(strategy: tf.distribute.Strategy) -> str:
-    """"<task type>_<index>" of this process in a cluster ("worker_0" for single-worker strategies)."""
+    """The "<task type>_<index>" of this process in a cluster ("worker_0" for single-worker strategies)."""
     resolver = _task(strategy)
     return "worker_0" if resolver is None else f"{resolver.task_type}_{int(resolver.task_id or 0)}"
 
@@ -133,10 +144,13 @@ def is_distributed(strategy: tf.distribute.Strategy) -> bool:
 
 def _padding_example(element_spec) -> tuple:
     """An all-zero example of `element_spec` (one example, batch axis removed)."""
+
     def zeros(spec):
         if not spec.shape.is_fully_defined():
-            raise ValueError(f"Distributed evaluation pads with zero examples and needs static example shapes; "
-                             f"the validation dataset yields {element_spec}.")
+            raise ValueError(
+                f"Distributed evaluation pads with zero examples and needs static example shapes; "
+                f"the validation dataset yields {element_spec}."
+            )
         return tf.zeros(spec.shape, spec.dtype)
 
     return tf.nest.map_structure(zeros, element_spec)

@@ -40,7 +40,13 @@ from vgg_keras.training import optimization
 from vgg_keras.training import strategy as strategy_lib
 
 __all__ = [
-    "RunPaths", "TrainResult", "build_model", "compile_model", "scores_in_float32", "train", "train_with_data",
+    "RunPaths",
+    "TrainResult",
+    "build_model",
+    "compile_model",
+    "scores_in_float32",
+    "train",
+    "train_with_data",
     "warm_start",
 ]
 
@@ -59,12 +65,20 @@ class RunPaths:
     final: str
 
     @classmethod
-    def of(cls, workdir: str, task: str | None = None) -> "RunPaths":
+    def of(cls, workdir: str, task: str | None = None) -> RunPaths:
         """Paths in `workdir` of the chief (`task=None`) or of another task, e.g. "worker_1"."""
         backup = os.path.join(workdir, "backup") if task is None else os.path.join(workdir, "workers", task)
         join = lambda name: os.path.join(workdir, name)  # noqa: E731
-        return cls(workdir, join("config.json"), backup, join("metrics.csv"), join("curves.png"),
-                   join("tensorboard"), join("best.keras"), join("model.keras"))
+        return cls(
+            workdir,
+            join("config.json"),
+            backup,
+            join("metrics.csv"),
+            join("curves.png"),
+            join("tensorboard"),
+            join("best.keras"),
+            join("model.keras"),
+        )
 
 
 @dataclasses.dataclass
@@ -119,9 +133,16 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int, mean_rgb) -
         inputs = keras.Input(shape=(size, size, 3), name="image")
         normalised = preprocessing.preprocessing_layer("mean_rgb", mean=list(mean_rgb))(inputs)
         model = models.build(
-            m.arch, batch_norm=m.batch_norm or None, input_tensor=normalised, classes=num_classes,
-            width_multiplier=m.width_multiplier, fc_units=m.fc_units, dropout=m.dropout, base_size=size,
-            kernel_initializer=m.kernel_initializer, name=config.experiment,
+            m.arch,
+            batch_norm=m.batch_norm or None,
+            input_tensor=normalised,
+            classes=num_classes,
+            width_multiplier=m.width_multiplier,
+            fc_units=m.fc_units,
+            dropout=m.dropout,
+            base_size=size,
+            kernel_initializer=m.kernel_initializer,
+            name=config.experiment,
         )
     if config.training.precision != "float32":
         scores_in_float32(model)
@@ -173,8 +194,9 @@ def warm_start(model: keras.Model, config: ml_collections.ConfigDict) -> list[st
     return []
 
 
-def compile_model(model: keras.Model, config: ml_collections.ConfigDict, learning_rate: float,
-                  loss="sparse_categorical_crossentropy") -> keras.Model:
+def compile_model(
+    model: keras.Model, config: ml_collections.ConfigDict, learning_rate: float, loss="sparse_categorical_crossentropy"
+) -> keras.Model:
     """Adds weight decay and compiles with SGD + momentum, accuracy and top-5 accuracy.
 
     Args:
@@ -239,14 +261,18 @@ def _previous_config(path: str) -> dict | None:
         return None
     previous = callbacks_lib.read_json(path)
     if not isinstance(previous, dict):
-        logging.warning("%s is empty or not valid JSON (left by a kill during an older version's "
-                        "write); it is rewritten from this run's config.", path)
+        logging.warning(
+            "%s is empty or not valid JSON (left by a kill during an older version's "
+            "write); it is rewritten from this run's config.",
+            path,
+        )
         return None
     return previous
 
 
-def _check_same_run(previous: dict | None, workdir: str, config: ml_collections.ConfigDict,
-                    steps_per_epoch: int) -> None:
+def _check_same_run(
+    previous: dict | None, workdir: str, config: ml_collections.ConfigDict, steps_per_epoch: int
+) -> None:
     """A workdir belongs to one experiment: refuse to resume it with another model or data."""
     if previous is None:
         return
@@ -350,9 +376,17 @@ def _fit(model, strategy, data, config, chain, start_step: int, steps_per_epoch:
             skip = offset if epoch == first_epoch else 0
             train_data = _distribute(strategy, _epoch_stream(data.train_fn, _epoch_seed(seed, epoch), skip))
             with _keras_compat.multi_worker_fit(model, strategy):
-                model.fit(train_data, validation_data=eval_data, validation_steps=validation_steps,
-                          initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps_per_epoch - skip,
-                          callbacks=chain + [_StopAfterEpoch()], verbose=verbose, shuffle=False)
+                model.fit(
+                    train_data,
+                    validation_data=eval_data,
+                    validation_steps=validation_steps,
+                    initial_epoch=epoch,
+                    epochs=epochs,
+                    steps_per_epoch=steps_per_epoch - skip,
+                    callbacks=chain + [_StopAfterEpoch()],
+                    verbose=verbose,
+                    shuffle=False,
+                )
             if failed():
                 return
 
@@ -366,7 +400,7 @@ def _resume_learning_rate(model, plateau, learning_rate: float) -> None:
     divided by the same reductions. An unchanged rate is left bit-exact.
     """
     variable = optimization.learning_rate_variable(model.optimizer)
-    wanted = learning_rate * plateau.factor ** plateau.reductions
+    wanted = learning_rate * plateau.factor**plateau.reductions
     current = float(keras.ops.convert_to_numpy(variable))
     if not math.isclose(current, wanted, rel_tol=1e-5):
         logging.warning("Resuming with learning rate %.6g (config) instead of the backup's %.6g.", wanted, current)
@@ -420,9 +454,15 @@ def _raise_on_nan(nan_guard, backup, paths: RunPaths, config) -> None:
     )
 
 
-def train_with_data(config: ml_collections.ConfigDict, workdir: str, data: data_lib.TrainingData,
-                    strategy: tf.distribute.Strategy | None = None, callbacks=(), model_fn=None,
-                    loss="sparse_categorical_crossentropy") -> TrainResult:
+def train_with_data(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    data: data_lib.TrainingData,
+    strategy: tf.distribute.Strategy | None = None,
+    callbacks=(),
+    model_fn=None,
+    loss="sparse_categorical_crossentropy",
+) -> TrainResult:
     """`train` with the datasets given (e.g. synthetic ones in tests).
 
     Args:
@@ -510,7 +550,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
     data = data_lib.training_data(config, config.training.batch_size)
     mean = data.mean_rgb or _previous_mean_rgb(RunPaths.of(workdir).config)
     if mean is None:
-        mean = data_lib.estimate_mean_rgb(data.train_source, config.data.crop_size, config.data.scale_min,
-                                          config.data.mean_rgb_images)
+        mean = data_lib.estimate_mean_rgb(
+            data.train_source, config.data.crop_size, config.data.scale_min, config.data.mean_rgb_images
+        )
     data.mean_rgb = tuple(mean)
     return train_with_data(config, workdir, data, strategy)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import keras
 import numpy as np
@@ -40,8 +40,11 @@ def assign_weights(model: keras.Model, tensors: Mapping[str, list[np.ndarray]], 
     """
     targets = {layer.name: layer for layer in model.layers if layer.weights}
     skip = set() if TOP_LAYERS[-1] in targets else set(TOP_LAYERS)
-    problems = [f"{n} in file {_shapes(v)} but not in the model" for n, v in tensors.items()
-                if n not in targets and n not in skip]
+    problems = [
+        f"{n} in file {_shapes(v)} but not in the model"
+        for n, v in tensors.items()
+        if n not in targets and n not in skip
+    ]
     updates = []
     for name, layer in targets.items():
         expected = [tuple(w.shape) for w in layer.weights]

@@ -53,8 +53,9 @@ def _copy_url(url: str, out, progress: bool) -> None:
         length = response.headers.get("Content-Length")
         total = int(length) if length else None
         received = 0
-        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=url.rsplit("/", 1)[-1],
-                  disable=not progress) as bar:
+        with tqdm(
+            total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=url.rsplit("/", 1)[-1], disable=not progress
+        ) as bar:
             for chunk in iter(lambda: response.read(1 << 20), b""):
                 out.write(chunk)
                 received += len(chunk)

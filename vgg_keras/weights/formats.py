@@ -7,7 +7,7 @@ import os
 import re
 import struct
 import zipfile
-from typing import Mapping
+from collections.abc import Mapping
 
 import h5py
 import keras
@@ -65,7 +65,9 @@ def sniff_format(path: str) -> str:
         return "torch"
     if len(head) >= 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] < os.path.getsize(path):
         return "safetensors"
-    raise ValueError(f"Unrecognised or corrupt weights file {path} ({os.path.getsize(path)} bytes). Supported: {_SUPPORTED}.")
+    raise ValueError(
+        f"Unrecognised or corrupt weights file {path} ({os.path.getsize(path)} bytes). Supported: {_SUPPORTED}."
+    )
 
 
 def _recorded_mode(path: str) -> str | None:
@@ -130,7 +132,7 @@ def _read_keras3_h5(h5: h5py.Group, model: keras.Model) -> dict[str, list[np.nda
     bns = [layer.name for layer in model.layers if re.match(r"^block\d+_bn\d+$", layer.name)]
     convs, dense = groups.pop("conv2d", []), groups.pop("dense", [])
     if not dense and len(convs) == len(body) + len(TOP_LAYERS):  # conv head: fc layers are the last convs
-        convs, dense = convs[: len(body)], convs[len(body):]
+        convs, dense = convs[: len(body)], convs[len(body) :]
     tensors = {}
     for names, items in ((body, convs), (bns, groups.pop("batch_normalization", [])), (TOP_LAYERS, dense)):
         for index, (key, values) in enumerate(items):
@@ -166,7 +168,9 @@ def read_state_dict(path: str, kind: str) -> dict[str, np.ndarray]:
             state = state[key]
     if not isinstance(state, Mapping):
         raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict of tensors.")
-    return {k.removeprefix("module."): v.detach().cpu().float().numpy() for k, v in state.items() if hasattr(v, "numpy")}
+    return {
+        k.removeprefix("module."): v.detach().cpu().float().numpy() for k, v in state.items() if hasattr(v, "numpy")
+    }
 
 
 def read_weights(path, model: keras.Model, arch: str) -> dict[str, list[np.ndarray]]:
@@ -197,5 +201,7 @@ def read_weights(path, model: keras.Model, arch: str) -> dict[str, list[np.ndarr
     except (ImportError, ValueError):
         raise
     except Exception as error:  # h5py / zip / safetensors / torch parse errors of damaged files
-        raise ValueError(f"Cannot read weights file {path} ({kind}): {error}. It may be truncated or corrupt.") from error
+        raise ValueError(
+            f"Cannot read weights file {path} ({kind}): {error}. It may be truncated or corrupt."
+        ) from error
     return from_torch_layout(state, arch, source=f"Weights file {path}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -111,8 +111,5 @@ def from_torch_layout(
         tensors[name] = [kernel, values[1]]
     if missing or state:
         extra = [f"{k} {tuple(v.shape)}" for k, v in state.items()]
-        raise ValueError(
-            f"{source} does not fit {arch}: missing {first_few(missing)}; unexpected {first_few(extra)}."
-        )
+        raise ValueError(f"{source} does not fit {arch}: missing {first_few(missing)}; unexpected {first_few(extra)}.")
     return tensors
-
