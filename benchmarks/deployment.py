@@ -23,8 +23,9 @@ own exporters and takes RGB [0, 255], returning probabilities.
         [--batch_sizes 1,8] [--repeats 5] [--formats keras_float32,tflite_int8,...] [--tflite_probe]
         [--workdir DIR] [--quick]
 
-Memory: VGG16's ONNX export (Keras' exporter through tf2onnx) peaks above 20 GB; with less,
-leave "onnx" out of `--formats` for VGG16 or run it alone.
+Memory: VGG16's ONNX export needs about 5 GB with the torch converter (`export_onnx`'s
+default when torch is installed) and above 20 GB with tf2onnx; leave "onnx" out of
+`--formats` for VGG16 on a machine with less.
 """
 
 from __future__ import annotations
