@@ -10,13 +10,16 @@ quick start's model (recipes/configs/quickstart.py, built with the trainer's own
 signature's time as a multiple of the bare model's (targets: <= 1.10 for VGG16 and
 <= 1.25 for the quick start's model at batch 8, bytes and uint8), also against the
 SavedModel's own model call (`predict_float`), and the bare model compiled with XLA.
+`--breakdown` times instead each part of the image signatures as its own `tf.function`
+(input signatures as the SavedModel's) on the same images: where the overhead goes.
 
-    python benchmarks/serving.py [--models quickstart,vgg16] [--batches 1,8] [--rounds 7]
+    python benchmarks/serving.py [--models quickstart,vgg16] [--batches 1,8] [--rounds 7] [--breakdown]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import tempfile
@@ -81,8 +84,57 @@ def steps(loaded, model, resize_size: int, image_size: int, pixels: np.ndarray) 
     }
 
 
-def run(name: str, batches: list[int], rounds: int) -> list[tuple]:
-    """Exports the model once and times every peer at each batch size; table rows."""
+def parts(model, resize_size: int, image_size: int, pixels: np.ndarray, class_names: list[str]) -> dict:
+    """Peer name -> one call: each part of the bytes and uint8 signatures alone, on the same images.
+
+    The parts are the signatures' own ops (`vgg_keras.data.crops`), each in a `tf.function`
+    with the SavedModel's input signature (any batch, any image size): "call" is what any
+    call costs (Python to graph and back), "decode" the per-image JPEG decoding in `tf.map_fn`,
+    "decode + crop" the bytes signature's whole loop, "crop" the uint8 signature's batched
+    antialiased crop, "outputs" top-k and the class-name gather.
+    """
+    spec = tf.TensorSpec
+    crop = functools.partial(crops.resize_center_crop, size=resize_size, crop_size=image_size)
+    crop_spec = spec([image_size, image_size, 3], tf.float32)
+    names = tf.constant(class_names)
+
+    def outputs(probabilities):
+        scores, indices = tf.math.top_k(probabilities, k=min(5, len(class_names)))
+        return scores, tf.gather(names, indices)
+
+    functions = {
+        "bare, input signature": (lambda x: model(x, training=False), spec([None, image_size, image_size, 3])),
+        "call": (tf.identity, spec([None, image_size, image_size, 3])),
+        "decode": (
+            lambda e: tf.map_fn(crops.decode_image, e, fn_output_signature=spec([None, None, 3], tf.uint8)),
+            spec([None], tf.string),
+        ),
+        "decode + crop": (
+            lambda e: tf.map_fn(lambda x: crop(crops.decode_image(x)), e, fn_output_signature=crop_spec),
+            spec([None], tf.string),
+        ),
+        "crop (uint8 batch)": (crop, spec([None, None, None, 3], tf.uint8)),
+        "outputs": (outputs, spec([None, len(class_names)])),
+    }
+    functions = {name: tf.function(fn, input_signature=[s]) for name, (fn, s) in functions.items()}
+    tensor = tf.constant(pixels)
+    ready = crop(tensor)
+    inputs = {
+        "decode": tf.constant([testing.encode(p, "JPEG") for p in pixels]),
+        "crop (uint8 batch)": tensor,
+        "outputs": tf.nn.softmax(model(ready, training=False), axis=-1),
+    }
+    inputs["decode + crop"] = inputs["decode"]
+    return {name: functools.partial(_fetch, fn, inputs.get(name, ready)) for name, fn in functions.items()}
+
+
+def _fetch(fn, inputs) -> None:
+    """Runs `fn` and copies every output to NumPy, as a client would."""
+    tf.nest.map_structure(lambda t: t.numpy(), fn(inputs))
+
+
+def run(name: str, batches: list[int], rounds: int, breakdown: bool = False) -> list[tuple]:
+    """Exports the model once and times every peer (or part) at each batch size; table rows."""
     model, resize_size = build(name)
     rows = []
     with tempfile.TemporaryDirectory() as root:
@@ -92,9 +144,28 @@ def run(name: str, batches: list[int], rounds: int) -> list[tuple]:
             info = json.load(f)
         for batch in batches:
             pixels = _photos(batch, IMAGE_SHAPES[name])
-            seconds = race(steps(loaded, model, info["resize_size"], info["image_size"], pixels), rounds)
+            peers = steps(loaded, model, info["resize_size"], info["image_size"], pixels)
+            if breakdown:
+                peers = {
+                    "bare": peers["bare"],
+                    **parts(model, info["resize_size"], info["image_size"], pixels, info["class_names"]),
+                    BYTES: peers[BYTES],
+                    TENSOR: peers[TENSOR],
+                    FLOAT: peers[FLOAT],
+                }
+            seconds = race(peers, rounds)
             rows.append((name, batch, seconds))
     return rows
+
+
+def print_breakdown(rows: list[tuple], rounds: int) -> None:
+    """One table per model and batch: each part's ms per batch and its share of the bare model's time."""
+    for name, batch, seconds in rows:
+        bare = seconds["bare"]
+        print(f"\n{name}, batch {batch}: ms per batch (median of {rounds} rounds) and share of the bare model's time")
+        print("| part | ms | / bare |\n|---|---|---|")
+        for part, value in seconds.items():
+            print(f"| {part} | {value * 1e3:.2f} | {value / bare:.2f} |")
 
 
 def main() -> None:
@@ -102,9 +173,13 @@ def main() -> None:
     parser.add_argument("--models", default="quickstart,vgg16", help="comma-separated: quickstart, vgg16")
     parser.add_argument("--batches", default="1,8", help="comma-separated batch sizes")
     parser.add_argument("--rounds", type=int, default=7, help="timed calls per peer (median reported)")
+    parser.add_argument("--breakdown", action="store_true", help="time each part of the signatures instead")
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
-    rows = [row for name in args.models.split(",") for row in run(name, batches, args.rounds)]
+    rows = [row for name in args.models.split(",") for row in run(name, batches, args.rounds, args.breakdown)]
+    if args.breakdown:
+        print_breakdown(rows, args.rounds)
+        return
     print(
         f"\nTime / bare compiled model's time (same images, already cropped), median of {args.rounds} rounds;"
         " the last two columns against the SavedModel's own model call (predict_float)"
