@@ -730,8 +730,7 @@ def _derived_top(model: keras.Model, fc1, data_format: str) -> dict[str, Any]:
 def _derived_spec(model: keras.Model) -> ModelSpec:
     """The spec of a model that does not carry one, read once from its layer names and types.
 
-    Such a model was saved before vgg_keras 0.1, or is a plain `keras.Model` around a VGG's layers), read once from
-    its layer names and types.
+    Such a model was saved before vgg_keras 0.1, or is a plain `keras.Model` around a VGG's layers.
     """
     conv = _layer_or_none(model, "block1_conv1")
     if conv is None:

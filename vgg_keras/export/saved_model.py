@@ -223,9 +223,9 @@ def _default_class_names(classes: int) -> tuple[str, ...]:
 def _quiet_save_logs() -> Iterator[None]:
     """Hides the INFO lines that `tf.saved_model.save` logs; warnings and errors still show.
 
-    Hidden: the temporary version directory's assets and fingerprint, sharding times, and the model's captured variables
-    `input_1 ... input_N` renamed inside the graph: the signatures' own inputs keep their
-    documented names); warnings and errors still show.
+    Hidden: the temporary version directory's assets and fingerprint, sharding times, and the
+    model's captured variables `input_1 ... input_N` renamed inside the graph (the signatures'
+    own inputs keep their documented names).
     """
     # absl's verbosity through its own API: the save itself reads and restores it.
     absl_verbosity, tf_level = absl_logging.get_verbosity(), tf.get_logger().level
