@@ -109,37 +109,7 @@ def __dir__():
     return sorted(set(globals()) | set(_SUBMODULES) | set(_MODEL_NAMES))
 
 
-__all__ = [
-    "CONFIGS",
-    "LocalResponseNormalization",
-    "Preprocessing",
-    "VGG11",
-    "VGG11BN",
-    "VGG11LRN",
-    "VGG13",
-    "VGG13BN",
-    "VGG16",
-    "VGG16BN",
-    "VGG16C",
-    "VGG19",
-    "VGG19BN",
-    "build",
-    "convert_weights",
-    "describe",
-    "decode_predictions",
-    "feature_extractor",
-    "get_model",
-    "imagenet_classes",
-    "init_from_shallower",
-    "list_models",
-    "list_weights",
-    "preprocess_input",
-    "preprocessing_layer",
-    "preprocessing_mode_for",
-    "score_map_model",
-    "to_dense",
-    "to_fully_convolutional",
-]
+__all__ = ["CONFIGS", *sorted(_MODEL_NAMES)]  # the lazily loaded names are the public ones
 
 
 # Register the layers with Keras unless a recipe defers it (see the module docstring).
